@@ -44,7 +44,7 @@ DECODER_INPUTS = ("label", "label_and_features")
 class ModelConfig:
     """Everything needed to rebuild an :class:`RDBPFN`; stored as a dict in every checkpoint.
 
-    The defaults are our model for a 2-core CPU training budget (0.23M parameters):
+    The defaults are our model for a 2-core CPU training budget (0.36M parameters):
 
     - ``d_model=96, n_heads=4, d_ffn=192, n_layers=3``: the measured CPU run in
       ``pfn-recipes.md`` (E96/FFN192/3 layers) beat logistic regression after 25 minutes
