@@ -1,0 +1,198 @@
+"""Training episodes: one labelled table cut to a fixed (rows, columns) shape and split.
+
+:func:`finalize` turns any labelled table (single-table prior or a linearized relational task)
+into an :class:`Episode`:
+
+1. rows are shuffled and subsampled to ``rows``. A table with fewer rows is **rejected**
+   (``None``): a batch needs one fixed shape, and padding rows would leak into attention. The
+   stream retries (or, when allowed, cuts a whole batch to fewer rows; see
+   :class:`priors.stream.EpisodeDataset`);
+2. columns that are constant on those rows (NaN ignored) are dropped, the rest are randomly
+   permuted and subsampled to ``columns``; narrower tables are padded on the right with all-zero
+   columns (a constant column carries no information: the model standardises it to 0);
+3. the two class ids are swapped with probability 1/2;
+4. the first ``n_context`` rows are the context (drawn as ``round(rows * U(0.5, 0.9))`` unless
+   given). If a class is missing from the context or from the queries although it has at least
+   two rows, one row of that class is swapped in from the other side; tables where a class has
+   fewer than :data:`MIN_ROWS_PER_CLASS` rows are rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize", "relabel"]
+
+# Default range of the context share of an episode's rows (the published training used 0.5-0.9).
+CONTEXT_FRACTION = (0.5, 0.9)
+# A class needs one row in the context and one among the queries.
+MIN_ROWS_PER_CLASS = 2
+
+
+@dataclass
+class Episode:
+    """One in-context learning task.
+
+    Attributes:
+        X: (rows, columns) float32 features, NaN for missing values; all-zero padding columns.
+        y: (rows,) int64 labels in {0, 1}.
+        n_context: the first ``n_context`` rows are the labelled context, the rest are queries;
+            both classes occur in the context and in the queries.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    n_context: int
+
+
+def _check_table(x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim != 2:
+        raise ValueError(f"X must be 2-d (n, p), got shape {x.shape}; reshape it to (n, p)")
+    if y.shape != (x.shape[0],):
+        raise ValueError(
+            f"y must have shape (n,) = ({x.shape[0]},) to match X, got {y.shape}"
+        )
+
+
+def _draw_n_context(rows: int, rng: np.random.Generator) -> int:
+    return int(np.clip(round(rows * rng.uniform(*CONTEXT_FRACTION)), 1, rows - 1))
+
+
+def finalize_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: int,
+    columns: int,
+    rng: np.random.Generator,
+    n_context: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Numpy core of :func:`finalize`: returns ``(X (rows, columns) float32, y (rows,) int64,
+    n_context)`` or ``None`` when the table cannot make a valid episode."""
+    _check_table(x, y)
+    if rows < 2 * MIN_ROWS_PER_CLASS or columns < 1:
+        raise ValueError(
+            f"an episode needs rows >= {2 * MIN_ROWS_PER_CLASS} and columns >= 1, "
+            f"got rows={rows}, columns={columns}"
+        )
+    if n_context is None:
+        n_context = _draw_n_context(rows, rng)
+    if not 1 <= n_context < rows:
+        raise ValueError(
+            f"n_context must be in [1, rows) = [1, {rows}), got {n_context}; the queries "
+            "need at least one row"
+        )
+    n = x.shape[0]
+    if n < rows:
+        return None
+    order = rng.permutation(n)[:rows]
+    y = np.asarray(y)[order]
+    classes = np.unique(y)
+    if len(classes) != 2:
+        return None
+    labels = (y == classes[1]).astype(np.int64)
+    counts = np.bincount(labels, minlength=2)
+    if counts.min() < MIN_ROWS_PER_CLASS or min(n_context, rows - n_context) < 1:
+        return None
+    if rng.random() < 0.5:
+        labels = 1 - labels
+
+    x = np.asarray(x, dtype=np.float32)[order]
+    x[~np.isfinite(x)] = np.nan
+    missing = np.isnan(x)
+    # NaN-ignoring max > min; an all-NaN column gives -inf > inf, i.e. constant.
+    varying = np.where(missing, -np.inf, x).max(axis=0) > np.where(missing, np.inf, x).min(axis=0)
+    kept = np.flatnonzero(varying)
+    kept = rng.permutation(kept)[:columns]
+    out = np.zeros((rows, columns), dtype=np.float32)
+    out[:, : len(kept)] = x[:, kept]
+
+    if not _ensure_both_classes(labels, out, n_context, rng):
+        return None
+    return out, labels, n_context
+
+
+def _ensure_both_classes(
+    labels: np.ndarray, x: np.ndarray, n_context: int, rng: np.random.Generator
+) -> bool:
+    """In place: make both classes occur among rows [0, n_context) and [n_context, rows).
+
+    A side that lacks a class receives one row of it from the other side (which holds all of
+    that class's >= 2 rows, so it keeps one) in exchange for a random row of its own. Returns
+    whether both sides now hold both classes (false only for a one-row side).
+    """
+    for start, stop, other_start, other_stop in (
+        (0, n_context, n_context, len(labels)),
+        (n_context, len(labels), 0, n_context),
+    ):
+        for cls in (0, 1):
+            if (labels[start:stop] == cls).any():
+                continue
+            donors = other_start + np.flatnonzero(labels[other_start:other_stop] == cls)
+            donor = int(rng.choice(donors))
+            taker = int(rng.integers(start, stop))
+            labels[[donor, taker]] = labels[[taker, donor]]
+            x[[donor, taker]] = x[[taker, donor]]
+    context, queries = labels[:n_context], labels[n_context:]
+    return bool(context.min() == 0 and context.max() == 1 and queries.min() == 0
+                and queries.max() == 1)
+
+
+def finalize(
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: int,
+    columns: int,
+    rng: np.random.Generator,
+    n_context: int | None = None,
+) -> Episode | None:
+    """Cut a labelled table to an :class:`Episode` of exactly ``(rows, columns)``.
+
+    Args:
+        X: (n, p) features (any float dtype, NaN/inf allowed: inf becomes NaN).
+        y: (n,) labels with exactly two distinct values (any dtype).
+        rows: episode rows; tables with ``n < rows`` give ``None``.
+        columns: episode columns; extra columns are subsampled, missing ones zero-padded.
+        rng: randomness for the row/column subsample, class permutation and split.
+        n_context: context rows; default ``round(rows * U(0.5, 0.9))``.
+
+    Returns:
+        The episode, or ``None`` when the table has fewer than ``rows`` rows, not exactly two
+        classes, or a class with fewer than :data:`MIN_ROWS_PER_CLASS` rows among the kept
+        rows. Callers draw another table.
+    """
+    arrays = finalize_arrays(X, y, rows, columns, rng, n_context)
+    if arrays is None:
+        return None
+    x, labels, n_ctx = arrays
+    return Episode(X=torch.from_numpy(x), y=torch.from_numpy(labels), n_context=n_ctx)
+
+
+def relabel(
+    X: np.ndarray, y: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Task augmentation: a random feature becomes the label, the old label becomes a feature.
+
+    The chosen column is thresholded at the value of a random row (NaN counts as "below"), the
+    published stage-2 augmentation. Returns ``(X' (n, p), y' (n,) int64)`` or ``None`` when no
+    column splits the rows into two classes of at least :data:`MIN_ROWS_PER_CLASS` rows.
+    """
+    _check_table(X, y)
+    n, p = X.shape
+    for j in rng.permutation(p):
+        column = X[:, j]
+        finite = np.flatnonzero(np.isfinite(column))
+        if len(finite) < 2 * MIN_ROWS_PER_CLASS:
+            continue
+        threshold = column[rng.choice(finite)]
+        with np.errstate(invalid="ignore"):
+            labels = (column > threshold).astype(np.int64)
+        positives = int(labels.sum())
+        if min(positives, n - positives) < MIN_ROWS_PER_CLASS:
+            continue
+        old = (np.asarray(y) == np.max(y)).astype(X.dtype)
+        features = np.concatenate([np.delete(X, j, axis=1), old[:, None]], axis=1)
+        return features, labels
+    return None
