@@ -44,7 +44,8 @@ def test_rows_are_a_subset_of_the_table_with_their_own_labels() -> None:
     features, labels, n_context = out
     assert n_context == 100
     # columns are permuted: match rows on the (sorted) feature values
-    source = {tuple(np.sort(row.astype(np.float32))): label for row, label in zip(x, y)}
+    rows = [tuple(np.sort(row.astype(np.float32))) for row in x]
+    source = dict(zip(rows, y, strict=True))
     mapped = [source[tuple(np.sort(row))] for row in features]
     # the class ids are either kept or swapped, the same way for every row
     assert np.array_equal(mapped, labels) or np.array_equal(mapped, 1 - labels)
