@@ -1,0 +1,456 @@
+"""Training configurations: frozen dataclasses, named presets and JSON loading.
+
+A :class:`TrainConfig` is everything that decides what a run computes: the model, the
+curriculum (a list of :class:`Phase` entries, each a fixed episode shape drawn from one prior
+kind), the optimizer, validation and the seeds. Operational knobs that do not change the
+numbers (threads, logging and checkpoint intervals) live in it too, so that one JSON file
+describes a run completely; :data:`OPERATIONAL_FIELDS` lists them.
+
+Named presets: ``tiny`` (seconds; tests), ``cpu`` (what a 2-core CPU can afford: small
+single-table episodes first, growing to mixed relational episodes of 600 x 30) and ``gpu``
+(the paper's curriculum). A JSON file holds either a complete config or
+``{"base": "<preset>", ...overrides}``; nested dicts are merged key by key and a
+``"curriculum"`` list replaces the base curriculum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRIOR_KINDS = ("single_table", "relational", "mixed")
+PAPER_STAGES = (1, 2)  # 1 = single-table warm-up, 2 = mixed relational + single-table
+DEVICES = ("auto", "cpu", "cuda")
+AUTOCAST_DTYPES = ("none", "bfloat16")
+SELECT_METRICS = ("score", "synthetic_auc", "real_auc", "relational_auc", "synthetic_loss")
+
+# Fields that may change between a run and its resumption without changing its numbers.
+OPERATIONAL_FIELDS = (
+    "threads",
+    "log_every_steps",
+    "ckpt_every_steps",
+    "ckpt_every_minutes",
+    "progress_bar",
+    "rank_digests",
+)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One curriculum phase: ``steps`` optimizer steps on episodes of one fixed shape.
+
+    ``stage`` is the paper's curriculum stage (1: single-table warm-up, 2: relational
+    adaptation); several phases of one stage grow the episode size. ``batch_size`` is per
+    rank. ``prior_kwargs`` are passed to ``priors.EpisodeDataset`` unchanged.
+    """
+
+    name: str
+    stage: int
+    kind: str
+    rows: int
+    columns: int
+    batch_size: int
+    steps: int
+    lr_scale: float = 1.0
+    prior_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stage not in PAPER_STAGES:
+            raise ValueError(
+                f"phase {self.name!r}: stage must be one of {PAPER_STAGES}, got {self.stage!r}"
+            )
+        if self.kind not in PRIOR_KINDS:
+            raise ValueError(
+                f"phase {self.name!r}: kind must be one of {PRIOR_KINDS}, got {self.kind!r}"
+            )
+        for name in ("rows", "columns", "batch_size", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"phase {self.name!r}: {name} must be a positive int, got {value!r}"
+                )
+        if self.rows < 4:
+            raise ValueError(
+                f"phase {self.name!r}: rows must be >= 4 (two classes in context and queries),"
+                f" got {self.rows}"
+            )
+        if not self.lr_scale > 0:
+            raise ValueError(f"phase {self.name!r}: lr_scale must be > 0, got {self.lr_scale}")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Schedule-free AdamW (``schedulefree.AdamWScheduleFree``) and gradient clipping."""
+
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"optimizer.lr must be > 0, got {self.lr}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"optimizer.grad_clip must be > 0, got {self.grad_clip}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optimizer.warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """What validation measures and which number picks the best checkpoint.
+
+    Synthetic: ``synthetic_episodes`` held-back episodes per kind in ``synthetic_kinds``,
+    drawn once with ``seed`` (never a training seed) at ``rows`` x ``columns``. Real
+    single-table: the sklearn bundled sets in ``real_sets`` (see
+    :mod:`training.validation`), ``real_draws`` fixed context/query splits each with
+    ``real_context_rows`` context rows. Relational: the validation split of the eval
+    package's real tasks when ``relational`` is true and that package is installed.
+    ``select_metric`` names the score that keeps the best checkpoint (higher is better,
+    except ``synthetic_loss``); ``"score"`` is the mean of the available group AUCs.
+    """
+
+    every_steps: int = 200
+    seed: int = 987_654_321
+    synthetic_kinds: tuple[str, ...] = ("single_table", "relational")
+    synthetic_episodes: int = 32
+    rows: int = 256
+    columns: int = 18
+    real_sets: tuple[str, ...] = (
+        "breast_cancer",
+        "iris_versicolor_virginica",
+        "wine_class0",
+        "digits_3_vs_8",
+        "digits_even",
+    )
+    real_draws: int = 4
+    real_context_rows: int = 128
+    real_query_rows: int = 256
+    relational: bool = True
+    relational_context_rows: tuple[int, ...] = (64, 256)
+    relational_draws: int = 3
+    select_metric: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1:
+            raise ValueError(f"validation.every_steps must be >= 1, got {self.every_steps}")
+        if self.select_metric not in SELECT_METRICS:
+            raise ValueError(
+                f"validation.select_metric must be one of {SELECT_METRICS}, "
+                f"got {self.select_metric!r}"
+            )
+        for kind in self.synthetic_kinds:
+            if kind not in PRIOR_KINDS:
+                raise ValueError(
+                    f"validation.synthetic_kinds: {kind!r} is not one of {PRIOR_KINDS}"
+                )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete, JSON-serialisable description of a training run.
+
+    ``model`` is the keyword dict of ``rdbpfn.model.ModelConfig`` (stored in every
+    checkpoint). ``threads`` = 0 means all cores. ``num_workers`` DataLoader processes
+    generate episodes beside the training step. ``device`` "auto" picks CUDA when present.
+    """
+
+    name: str
+    model: Mapping[str, Any]
+    curriculum: tuple[Phase, ...]
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    seed: int = 0
+    threads: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    autocast: str = "none"
+    log_every_steps: int = 10
+    ckpt_every_steps: int = 100
+    ckpt_every_minutes: float = 10.0
+    progress_bar: bool = True
+    rank_digests: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.curriculum:
+            raise ValueError("curriculum must hold at least one phase, got an empty list")
+        stages = [phase.stage for phase in self.curriculum]
+        if stages != sorted(stages):
+            raise ValueError(
+                f"curriculum stages must not decrease (stage 1 before stage 2), got {stages}"
+            )
+        names = [phase.name for phase in self.curriculum]
+        if len(set(names)) != len(names):
+            raise ValueError(f"curriculum phase names must be unique, got {names}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be one of {AUTOCAST_DTYPES}, got {self.autocast!r}")
+        for name in ("threads", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("log_every_steps", "ckpt_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps over the whole curriculum."""
+        return sum(phase.steps for phase in self.curriculum)
+
+    def phase_at(self, step: int) -> tuple[int, int]:
+        """(phase index, steps already done inside that phase) for global ``step``.
+
+        ``step`` counts completed optimizer steps; at ``step == total_steps`` the result is
+        (number of phases, 0).
+        """
+        if not 0 <= step <= self.total_steps:
+            raise ValueError(f"step must be in [0, {self.total_steps}], got {step}")
+        start = 0
+        for index, phase in enumerate(self.curriculum):
+            if step < start + phase.steps:
+                return index, step - start
+            start += phase.steps
+        return len(self.curriculum), 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        data = dict(data)
+        _reject_unknown(cls, data, "config")
+        curriculum = data.get("curriculum")
+        if not isinstance(curriculum, list | tuple):
+            raise TypeError(f"config 'curriculum' must be a list of phases, got {curriculum!r}")
+        phases = []
+        for index, entry in enumerate(curriculum):
+            _reject_unknown(Phase, entry, f"curriculum[{index}]")
+            phases.append(Phase(**entry))
+        data["curriculum"] = tuple(phases)
+        data["model"] = dict(data["model"])
+        if "optimizer" in data:
+            optimizer = dict(data["optimizer"])
+            _reject_unknown(OptimizerConfig, optimizer, "optimizer")
+            if "betas" in optimizer:
+                optimizer["betas"] = tuple(optimizer["betas"])
+            data["optimizer"] = OptimizerConfig(**optimizer)
+        if "validation" in data:
+            validation = dict(data["validation"])
+            _reject_unknown(ValidationConfig, validation, "validation")
+            for name in ("synthetic_kinds", "real_sets", "relational_context_rows"):
+                if name in validation:
+                    validation[name] = tuple(validation[name])
+            data["validation"] = ValidationConfig(**validation)
+        return cls(**data)
+
+
+def _reject_unknown(cls: type, data: Mapping[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+
+
+# ---------------------------------------------------------------- presets
+
+TINY_MODEL = {
+    "d_model": 16,
+    "n_heads": 2,
+    "d_ffn": 32,
+    "n_layers": 1,
+    "norm_first": True,
+    "label_embedding": "learned",
+}
+
+# 0.36M-0.5M parameters: pfn-recipes measured a 3-layer E96 model learning within 25 CPU
+# minutes; one more layer buys capacity for relational features at ~30% more time.
+CPU_MODEL = {
+    "d_model": 96,
+    "n_heads": 4,
+    "d_ffn": 192,
+    "n_layers": 4,
+    "norm_first": True,
+    "label_embedding": "learned",
+}
+
+# The published architecture as the paper describes it (d_model 128, 6 blocks).
+GPU_MODEL = {
+    "d_model": 128,
+    "n_heads": 4,
+    "d_ffn": 256,
+    "n_layers": 6,
+    "norm_first": True,
+    "label_embedding": "learned",
+}
+
+
+def tiny() -> TrainConfig:
+    """Seconds on one core: for tests and smoke runs."""
+    return TrainConfig(
+        name="tiny",
+        model=TINY_MODEL,
+        curriculum=(
+            Phase("s1", stage=1, kind="single_table", rows=24, columns=4, batch_size=4, steps=6),
+            Phase("s2", stage=2, kind="mixed", rows=32, columns=6, batch_size=4, steps=6),
+        ),
+        optimizer=OptimizerConfig(lr=3e-3, warmup_steps=2),
+        validation=ValidationConfig(
+            every_steps=6,
+            synthetic_kinds=("single_table",),
+            synthetic_episodes=4,
+            rows=32,
+            columns=6,
+            real_sets=("breast_cancer",),
+            real_draws=1,
+            real_context_rows=32,
+            real_query_rows=32,
+            relational=False,
+            select_metric="score",
+        ),
+        seed=0,
+        threads=1,
+        log_every_steps=2,
+        ckpt_every_steps=4,
+        ckpt_every_minutes=60.0,
+        progress_bar=False,
+    )
+
+
+def cpu() -> TrainConfig:
+    """The shipped model on a 2-core CPU: small tables first, then mixed relational.
+
+    Batch x rows is kept near 2-4k rows per step so that steps stay a few seconds; stage 2
+    ends at the paper's episode shape (600 x 30).
+    """
+    return TrainConfig(
+        name="cpu",
+        model=CPU_MODEL,
+        curriculum=(
+            Phase("s1-64x8", 1, "single_table", rows=64, columns=8, batch_size=32, steps=600),
+            Phase("s1-128x12", 1, "single_table", rows=128, columns=12, batch_size=16,
+                  steps=1500),
+            Phase("s1-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+                  steps=2500),
+            Phase("s2-384x24", 2, "mixed", rows=384, columns=24, batch_size=6, steps=3000),
+            Phase("s2-600x30", 2, "mixed", rows=600, columns=30, batch_size=4, steps=6000),
+        ),
+        optimizer=OptimizerConfig(lr=2e-3, warmup_steps=100, grad_clip=1.0),
+        validation=ValidationConfig(every_steps=250, rows=256, columns=18),
+        seed=0,
+        threads=0,
+        num_workers=1,
+        log_every_steps=10,
+        ckpt_every_steps=50,
+        ckpt_every_minutes=10.0,
+    )
+
+
+def gpu() -> TrainConfig:
+    """The paper's curriculum (appendix C.2.3) with a short small-episode warm-up.
+
+    Stage 1: single-table 600 x 18, batch 8, lr 5e-4 (paper: 600k tables). Stage 2: mixed
+    relational + single-table 600 x 30, lr 1e-3 (paper: 1.8M tasks). Per rank; under
+    ``torchrun`` every rank adds its own batch.
+    """
+    return TrainConfig(
+        name="gpu",
+        model=GPU_MODEL,
+        curriculum=(
+            Phase("s1-128x12", 1, "single_table", rows=128, columns=12, batch_size=32,
+                  steps=5_000, lr_scale=1.0),
+            Phase("s1-600x18", 1, "single_table", rows=600, columns=18, batch_size=8,
+                  steps=70_000, lr_scale=1.0),
+            Phase("s2-600x30", 2, "mixed", rows=600, columns=30, batch_size=8,
+                  steps=225_000, lr_scale=2.0),
+        ),
+        optimizer=OptimizerConfig(lr=5e-4, warmup_steps=1000, grad_clip=1.0),
+        validation=ValidationConfig(every_steps=2000, synthetic_episodes=64, rows=600,
+                                    columns=30),
+        seed=0,
+        threads=0,
+        num_workers=8,
+        autocast="bfloat16",
+        log_every_steps=50,
+        ckpt_every_steps=1000,
+        ckpt_every_minutes=10.0,
+    )
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> TrainConfig:
+    """Build a config from a dict: complete, or ``{"base": preset, ...overrides}``."""
+    data = dict(data)
+    base_name = data.pop("base", None)
+    if base_name is not None:
+        if base_name not in PRESETS:
+            raise ValueError(f"'base' must be one of {sorted(PRESETS)}, got {base_name!r}")
+        data = _merge(PRESETS[base_name]().to_dict(), data)
+    return TrainConfig.from_dict(data)
+
+
+def load_config(name_or_path: str | Path) -> TrainConfig:
+    """A preset by name (``tiny``, ``cpu``, ``gpu``) or a JSON file path."""
+    text = str(name_or_path)
+    if text in PRESETS:
+        return PRESETS[text]()
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(
+            f"config {text!r} is neither a preset {sorted(PRESETS)} nor an existing JSON file"
+        )
+    with path.open() as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict):
+        raise TypeError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+    return config_from_mapping(data)
+
+
+def resume_compatible(saved: TrainConfig, new: TrainConfig, step: int) -> list[str]:
+    """Reasons why ``new`` cannot continue a run saved with ``saved`` at ``step`` ([] = ok).
+
+    Operational fields may differ; curriculum phases already finished must be identical and
+    the phase in progress may change only its ``steps`` (to extend or shorten a run).
+    """
+    problems = []
+    old_dict, new_dict = saved.to_dict(), new.to_dict()
+    for key in old_dict:
+        if key in OPERATIONAL_FIELDS or key in ("curriculum", "name"):
+            continue
+        if old_dict[key] != new_dict[key]:
+            problems.append(f"{key}: saved {old_dict[key]!r}, new {new_dict[key]!r}")
+    current, _ = saved.phase_at(min(step, saved.total_steps))
+    old_phases, new_phases = old_dict["curriculum"], new_dict["curriculum"]
+    for index in range(min(current + 1, len(old_phases))):
+        if index >= len(new_phases):
+            problems.append(f"curriculum: phase {index} ({old_phases[index]['name']}) removed")
+            continue
+        old_phase, new_phase = dict(old_phases[index]), dict(new_phases[index])
+        if index == current:
+            old_phase.pop("steps")
+            new_phase.pop("steps")
+        if old_phase != new_phase:
+            problems.append(f"curriculum[{index}]: saved {old_phase}, new {new_phase}")
+    if step > new.total_steps:
+        problems.append(f"new curriculum has {new.total_steps} steps, run is at step {step}")
+    return problems

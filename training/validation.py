@@ -1,0 +1,275 @@
+"""Validation during training: held-back synthetic episodes and small real tables.
+
+Three groups, each summarised by a mean ROC-AUC:
+
+- ``synthetic``: episodes of each prior kind drawn once with a validation seed that no
+  training phase uses (:func:`held_back_episodes`).
+- ``real``: single tables bundled with scikit-learn (no download), made binary, evaluated
+  on fixed-seed context/query draws (:data:`REAL_SETS`).
+- ``relational``: the *validation* split of the project's real relational tasks from the
+  eval package, imported lazily and only if present; its test split is never touched.
+
+``score`` is the mean of the group AUCs that are available; the loop keeps the checkpoint
+with the best value of the configured ``select_metric``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn import datasets as sklearn_datasets
+from sklearn.metrics import roc_auc_score
+
+from training.config import ValidationConfig
+
+MAX_SPLIT_ATTEMPTS = 100  # random context/query draws tried before a set is declared unusable
+LOWER_IS_BETTER = ("synthetic_loss",)
+
+
+@dataclass(frozen=True)
+class LabeledTable:
+    """A binary classification table: ``X`` (n, p) float32 (NaN allowed), ``y`` (n,) in {0,1}."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class ValidationEpisode:
+    """One in-context problem: the first ``n_context`` rows of ``X`` (R, C) are context."""
+
+    group: str
+    name: str
+    X: torch.Tensor
+    y: torch.Tensor
+    n_context: int
+
+
+def _breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_breast_cancer()
+    return data.data, data.target
+
+
+def _iris_versicolor_virginica() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_iris()
+    keep = data.target > 0
+    return data.data[keep], (data.target[keep] == 2)
+
+
+def _wine_class0() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_wine()
+    return data.data, data.target == 0
+
+
+def _digits_3_vs_8() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_digits()
+    keep = np.isin(data.target, (3, 8))
+    return data.data[keep], data.target[keep] == 8
+
+
+def _digits_even() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_digits()
+    return data.data, data.target % 2 == 0
+
+
+REAL_SETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+    "breast_cancer": _breast_cancer,
+    "iris_versicolor_virginica": _iris_versicolor_virginica,
+    "wine_class0": _wine_class0,
+    "digits_3_vs_8": _digits_3_vs_8,
+    "digits_even": _digits_even,
+}
+
+
+def load_real_set(name: str) -> LabeledTable:
+    """One of :data:`REAL_SETS` as float32 features and int64 {0, 1} labels."""
+    if name not in REAL_SETS:
+        raise ValueError(f"unknown real validation set {name!r}; choose from {sorted(REAL_SETS)}")
+    features, labels = REAL_SETS[name]()
+    return LabeledTable(name, np.asarray(features, np.float32), np.asarray(labels, np.int64))
+
+
+def context_query_split(
+    y: np.ndarray, n_context: int, n_query: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random disjoint (context, query) row indices, both classes present in each part.
+
+    ``y`` (n,) binary labels. Sizes are capped so that both parts fit in ``n`` rows.
+    """
+    n = len(y)
+    n_context = min(n_context, n // 2)
+    n_query = min(n_query, n - n_context)
+    if n_context < 2 or n_query < 2:
+        raise ValueError(f"table of {n} rows is too small for a context/query split")
+    for _ in range(MAX_SPLIT_ATTEMPTS):
+        order = rng.permutation(n)
+        context, query = order[:n_context], order[n_context : n_context + n_query]
+        if len(np.unique(y[context])) == 2 and len(np.unique(y[query])) == 2:
+            return context, query
+    raise ValueError(
+        f"no split with both classes in context and queries after {MAX_SPLIT_ATTEMPTS} draws"
+        f" (class counts {np.bincount(y, minlength=2).tolist()}); use a more balanced table"
+    )
+
+
+def table_episodes(
+    group: str,
+    table: LabeledTable,
+    n_context: int,
+    n_query: int,
+    draws: int,
+    seed: int,
+) -> list[ValidationEpisode]:
+    """``draws`` fixed-seed in-context episodes from one labeled table."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for draw in range(draws):
+        context, query = context_query_split(table.y, n_context, n_query, rng)
+        rows = np.concatenate([context, query])
+        episodes.append(
+            ValidationEpisode(
+                group=group,
+                name=f"{table.name}@{len(context)}#{draw}",
+                X=torch.from_numpy(np.ascontiguousarray(table.X[rows])),
+                y=torch.from_numpy(np.ascontiguousarray(table.y[rows])),
+                n_context=len(context),
+            )
+        )
+    return episodes
+
+
+def held_back_episodes(
+    kind: str, rows: int, columns: int, count: int, seed: int
+) -> list[ValidationEpisode]:
+    """The first ``count`` episodes of ``priors.stream(kind, rows, columns, seed)``."""
+    # priors.stream is both a module and its function: import the function explicitly.
+    from priors.stream import stream as prior_stream
+
+    stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed)
+    episodes = []
+    for index, episode in enumerate(itertools.islice(stream, count)):
+        episodes.append(
+            ValidationEpisode(
+                group="synthetic",
+                name=f"{kind}#{index}",
+                X=torch.as_tensor(episode.X, dtype=torch.float32),
+                y=torch.as_tensor(episode.y, dtype=torch.int64),
+                n_context=int(episode.n_context),
+            )
+        )
+    if len(episodes) < count:
+        raise ValueError(f"priors.stream({kind!r}) ended after {len(episodes)} of {count}")
+    return episodes
+
+
+def relational_validation_tables() -> list[LabeledTable]:
+    """Validation splits of the eval package's real relational tasks ([] if unavailable).
+
+    Uses ``eval.tasks.validation_tables()`` when the eval package provides it: a list of
+    (name, X, y) with DFS features of validation rows only.
+    """
+    try:
+        tasks = importlib.import_module("eval.tasks")
+    except ImportError:
+        return []
+    provider = getattr(tasks, "validation_tables", None)
+    if provider is None:
+        return []
+    return [LabeledTable(name, np.asarray(X, np.float32), np.asarray(y, np.int64))
+            for name, X, y in provider()]
+
+
+@torch.no_grad()
+def score_episode(
+    model: torch.nn.Module, episode: ValidationEpisode, device: torch.device
+) -> tuple[float, float]:
+    """(ROC-AUC, mean cross-entropy) of ``model`` on the query rows of one episode.
+
+    Non-finite outputs (a diverged model) give NaN for both instead of an exception.
+    """
+    x = episode.X.unsqueeze(0).to(device)  # (1, R, C)
+    y_context = episode.y[: episode.n_context].unsqueeze(0).to(device)  # (1, N)
+    logits = model(x, y_context)[0].float().cpu()  # (Q, n_classes)
+    y_query = episode.y[episode.n_context :]
+    loss = F.cross_entropy(logits, y_query).item()
+    probability = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    if not np.isfinite(probability).all():
+        return math.nan, math.nan
+    return float(roc_auc_score(y_query.numpy(), probability)), loss
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else math.nan
+
+
+class Validator:
+    """Builds the validation episodes once, then scores a model on all of them.
+
+    Build it on the process that validates (rank 0 under DDP); generation of the held-back
+    synthetic episodes happens here, once per run.
+    """
+
+    def __init__(self, config: ValidationConfig) -> None:
+        self.config = config
+        self.episodes: list[ValidationEpisode] = []
+        for offset, kind in enumerate(config.synthetic_kinds):
+            self.episodes += held_back_episodes(
+                kind, config.rows, config.columns, config.synthetic_episodes,
+                seed=config.seed + offset,
+            )
+        for offset, name in enumerate(config.real_sets):
+            self.episodes += table_episodes(
+                "real", load_real_set(name), config.real_context_rows,
+                config.real_query_rows, config.real_draws, seed=config.seed + 1000 + offset,
+            )
+        if config.relational:
+            for offset, table in enumerate(relational_validation_tables()):
+                for n_context in config.relational_context_rows:
+                    self.episodes += table_episodes(
+                        "relational", table, n_context, config.real_query_rows,
+                        config.relational_draws, seed=config.seed + 2000 + offset,
+                    )
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
+        """Metrics keyed ``<group>/<name>/auc``, group means and ``score``.
+
+        The caller puts the model (and a schedule-free optimizer) into eval mode first.
+        """
+        metrics: dict[str, float] = {}
+        per_group: dict[str, list[float]] = {}
+        per_item: dict[str, list[float]] = {}
+        synthetic_losses = []
+        for episode in self.episodes:
+            auc, loss = score_episode(model, episode, device)
+            base = episode.name.split("#")[0]
+            if episode.group == "synthetic":
+                synthetic_losses.append(loss)
+            per_item.setdefault(f"{episode.group}/{base}", []).append(auc)
+        for key, values in per_item.items():
+            metrics[f"{key}/auc"] = _mean(values)
+            per_group.setdefault(key.split("/")[0], []).append(metrics[f"{key}/auc"])
+        for group, values in per_group.items():
+            metrics[f"{group}_auc"] = _mean(values)
+        if synthetic_losses:
+            metrics["synthetic_loss"] = _mean(synthetic_losses)
+        group_aucs = [metrics[f"{group}_auc"] for group in per_group]
+        metrics["score"] = _mean(group_aucs)
+        return metrics
+
+
+def is_better(metric: str, new: float, best: float | None) -> bool:
+    """Whether ``new`` improves on ``best`` for ``metric`` (NaN never improves)."""
+    if math.isnan(new):
+        return False
+    if best is None:
+        return True
+    return new < best if metric in LOWER_IS_BETTER else new > best
