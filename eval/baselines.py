@@ -1,0 +1,176 @@
+"""Methods compared by the benchmark, behind one small interface.
+
+A :class:`Method` is a name plus ``make(seed) -> estimator``; the estimator has sklearn's
+``fit(X, y)`` and ``predict_proba(X)``, takes float32 (n, p) matrices with NaN for missing
+values and 0/1 labels. The harness times ``fit`` and ``predict_proba`` separately.
+
+Shipped methods (``METHODS``): ``rdbpfn`` (our checkpoint), ``rdbpfn-peer`` (published RDB-PFN
+weights from a user-given path), ``logreg``, ``random-forest`` (500 trees), ``xgboost``
+(library defaults), ``xgboost-paper`` (the paper's configuration: 5,000 trees, lr 0.01, depth
+12, subsample and colsample 0.8), ``lightgbm`` (library defaults).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SKLEARN_SEED_LIMIT = 2**31 - 1
+RANDOM_FOREST_TREES = 500
+"""The paper's random forest (Appendix B.1): 500 trees instead of scikit-learn's 100."""
+XGBOOST_PAPER_PARAMS = {"n_estimators": 5000, "learning_rate": 0.01, "max_depth": 12,
+                        "subsample": 0.8, "colsample_bytree": 0.8}
+"""The paper's XGBoost (Appendix B.1)."""
+LOGREG_MAX_ITER = 2000
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to get an unfitted estimator for one draw: ``make(seed)``."""
+
+    name: str
+    make: Callable[[int], Any]
+    description: str = ""
+
+
+def _threads(threads: int | None) -> int:
+    return threads if threads and threads > 0 else (os.cpu_count() or 1)
+
+
+def logistic_regression() -> Method:
+    """Median imputation + standard scaling + L2 logistic regression (C=1)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def make(seed: int) -> Any:
+        return make_pipeline(
+            SimpleImputer(strategy="median"), StandardScaler(),
+            LogisticRegression(max_iter=LOGREG_MAX_ITER, random_state=seed % SKLEARN_SEED_LIMIT),
+        )
+
+    return Method("logreg", make, "median imputation, standard scaling, L2 logistic regression")
+
+
+def random_forest(threads: int | None = None) -> Method:
+    """scikit-learn random forest with 500 trees (NaN handled natively)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    def make(seed: int) -> Any:
+        return RandomForestClassifier(n_estimators=RANDOM_FOREST_TREES, n_jobs=_threads(threads),
+                                      random_state=seed % SKLEARN_SEED_LIMIT)
+
+    return Method("random-forest", make, f"{RANDOM_FOREST_TREES} trees")
+
+
+def xgboost(threads: int | None = None, paper: bool = False) -> Method:
+    """XGBoost with library defaults, or the paper's configuration when ``paper``."""
+    from xgboost import XGBClassifier
+
+    params = dict(XGBOOST_PAPER_PARAMS) if paper else {}
+
+    def make(seed: int) -> Any:
+        return XGBClassifier(**params, n_jobs=_threads(threads),
+                             random_state=seed % SKLEARN_SEED_LIMIT, tree_method="hist")
+
+    if paper:
+        return Method("xgboost-paper", make, "5,000 trees, lr 0.01, depth 12, subsample 0.8")
+    return Method("xgboost", make, "library defaults")
+
+
+def lightgbm(threads: int | None = None) -> Method:
+    """LightGBM with library defaults (quiet)."""
+    from lightgbm import LGBMClassifier
+
+    def make(seed: int) -> Any:
+        return LGBMClassifier(n_jobs=_threads(threads), random_state=seed % SKLEARN_SEED_LIMIT,
+                              verbose=-1)
+
+    return Method("lightgbm", make, "library defaults")
+
+
+def rdbpfn(model_path: str | os.PathLike[str] | None = None, name: str = "rdbpfn") -> Method:
+    """RDBPFNClassifier on a checkpoint: ours by default (``checkpoints.resolve_checkpoint``).
+
+    Raises FileNotFoundError when the checkpoint does not exist. One classifier is reused
+    across draws (the weights load once); every draw calls ``fit`` afresh on its context.
+    """
+    path = resolve_rdbpfn_checkpoint(model_path)
+    shared: dict[str, Any] = {}
+
+    def make(seed: int) -> Any:
+        if "model" not in shared:
+            from rdbpfn.classifier import RDBPFNClassifier
+
+            shared["model"] = RDBPFNClassifier(model_path=str(path))
+        model = shared["model"]
+        if "random_state" in model.get_params():
+            model.set_params(random_state=seed % SKLEARN_SEED_LIMIT)
+        return model
+
+    return Method(name, make, f"checkpoint {path}")
+
+
+def resolve_rdbpfn_checkpoint(model_path: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the checkpoint to evaluate; FileNotFoundError with a hint if it is missing."""
+    if model_path is not None:
+        path = Path(model_path)
+    else:
+        try:
+            from checkpoints import resolve_checkpoint
+        except ImportError as error:
+            raise FileNotFoundError(f"cannot locate the shipped checkpoint ({error}).") from error
+        path = Path(resolve_checkpoint(None))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no RDB-PFN checkpoint at {path}; train one (python -m training) or pass "
+            "--checkpoint PATH."
+        )
+    return path
+
+
+METHODS = ("rdbpfn", "rdbpfn-peer", "logreg", "random-forest", "xgboost", "xgboost-paper",
+           "lightgbm")
+"""All method names; ``rdbpfn-peer`` needs ``peer_checkpoint``."""
+QUICK_METHODS = ("rdbpfn", "rdbpfn-peer", "logreg", "random-forest", "xgboost", "lightgbm")
+"""``--quick`` leaves out xgboost-paper (5,000 deep trees per draw)."""
+
+
+def build_methods(
+    names: Iterable[str] = METHODS,
+    checkpoint: str | os.PathLike[str] | None = None,
+    peer_checkpoint: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+) -> tuple[list[Method], list[str]]:
+    """Methods by name, plus notes on the ones skipped (missing checkpoint, no peer path).
+
+    ``rdbpfn`` is skipped with a note when no checkpoint exists; ``rdbpfn-peer`` is skipped
+    silently unless ``peer_checkpoint`` is given (then a missing file raises).
+    """
+    methods, notes = [], []
+    for name in names:
+        if name == "rdbpfn":
+            try:
+                methods.append(rdbpfn(checkpoint))
+            except FileNotFoundError as error:
+                notes.append(f"RDBPFN skipped: {error}")
+        elif name == "rdbpfn-peer":
+            if peer_checkpoint is not None:
+                methods.append(rdbpfn(peer_checkpoint, name="rdbpfn-peer"))
+        elif name == "logreg":
+            methods.append(logistic_regression())
+        elif name == "random-forest":
+            methods.append(random_forest(threads))
+        elif name == "xgboost":
+            methods.append(xgboost(threads))
+        elif name == "xgboost-paper":
+            methods.append(xgboost(threads, paper=True))
+        elif name == "lightgbm":
+            methods.append(lightgbm(threads))
+        else:
+            raise ValueError(f"Unknown method {name!r}; choose from {METHODS}.")
+    return methods, notes

@@ -1,0 +1,200 @@
+"""Benchmark reports: CSV + JSON results, a markdown table and PNG plots.
+
+:func:`write_report` writes into one directory:
+
+- ``draws.csv`` -- one row per (task, method, k, seed) from :func:`eval.harness.evaluate`;
+- ``summary.csv`` and ``results.json`` -- ROC-AUC mean/std per (task, method, k) with skip
+  counts and timings (the JSON also holds run metadata and notes);
+- ``results.md`` -- the markdown table printed by ``python -m eval``;
+- ``roc_auc_vs_k.png`` -- ROC-AUC against k, one panel per task, one line per method;
+- ``efficiency.png`` -- mean ROC-AUC against mean time per draw (fit + predict), log scale:
+  the accuracy / inference-time frontier.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eval.harness import summarize
+
+FIGURE_PANEL_INCHES = 4.0
+PANELS_PER_ROW = 3
+
+
+def _cell(mean: float, std: float) -> str:
+    if not np.isfinite(mean):
+        return "-"
+    return f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else f"{mean:.3f}"
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """DataFrame -> GitHub markdown table (no tabulate dependency)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, rule, *body])
+
+
+def _label(summary: pd.DataFrame) -> pd.Series:
+    if "database" in summary.columns:
+        return summary["database"].astype(str) + "/" + summary["task"].astype(str)
+    return summary["task"].astype(str)
+
+
+def markdown_table(summary: pd.DataFrame, key: str = "k") -> str:
+    """Markdown: one row per (task, ``key``), one column per method, "mean ± std" ROC-AUC,
+    a "mean over tasks" row per ``key`` value (tasks where every method has a result), a
+    skipped-draws column and a table of mean seconds per draw."""
+    summary = summary.assign(label=_label(summary))
+    methods = list(dict.fromkeys(summary["method"]))
+    rows = []
+    for (label, value), group in summary.groupby(["label", key], sort=False):
+        by_method = group.set_index("method")
+        row: dict[str, Any] = {"task": label, key: value}
+        for method in methods:
+            if method in by_method.index:
+                entry = by_method.loc[method]
+                row[method] = _cell(entry["roc_auc_mean"], entry["roc_auc_std"])
+            else:
+                row[method] = "-"
+        first = group.iloc[0]
+        skipped = [f"{int(first[column])} {name}" for column, name in
+                   (("n_one_class", "one-class"), ("n_k_exceeds_train", "k>train"))
+                   if column in group.columns and first[column]]
+        row["skipped draws"] = ", ".join(skipped) or "0"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if summary["label"].nunique() > 1:
+        means = []
+        for value, group in summary.groupby(key, sort=True):
+            wide = group.pivot_table(index="label", columns="method", values="roc_auc_mean")
+            wide = wide.dropna()
+            if wide.empty:
+                continue
+            row = {"task": f"**mean over {len(wide)} tasks**", key: value}
+            row.update({m: f"{wide[m].mean():.3f}" if m in wide else "-" for m in methods})
+            row["skipped draws"] = ""
+            means.append(row)
+        table = pd.concat([table, pd.DataFrame(means)], ignore_index=True)
+    timing = summary.groupby("method", sort=False)[["fit_s", "predict_s"]].mean()
+    timing = timing.reindex(methods).reset_index()
+    timing["fit_s"] = timing["fit_s"].map(lambda v: f"{v:.3f}")
+    timing["predict_s"] = timing["predict_s"].map(lambda v: f"{v:.3f}")
+    return (f"ROC-AUC, mean ± std over seeds\n\n{_markdown(table)}\n\n"
+            f"Mean seconds per draw\n\n{_markdown(timing)}\n")
+
+
+def plot_roc_auc_vs_k(summary: pd.DataFrame, path: str | os.PathLike[str],
+                      key: str = "k") -> Path:
+    """PNG: one panel per task, ROC-AUC mean (line) +- std (band) against ``key``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summary.assign(label=_label(summary))
+    labels = list(dict.fromkeys(summary["label"]))
+    columns = min(PANELS_PER_ROW, len(labels))
+    rows = math.ceil(len(labels) / columns)
+    figure, axes = plt.subplots(rows, columns, squeeze=False,
+                                figsize=(FIGURE_PANEL_INCHES * columns,
+                                         FIGURE_PANEL_INCHES * 0.8 * rows))
+    for axis, label in zip(axes.flat, labels, strict=False):
+        group = summary[summary["label"] == label]
+        for method, lines in group.groupby("method", sort=False):
+            lines = lines.sort_values(key)
+            axis.plot(lines[key], lines["roc_auc_mean"], marker="o", label=method)
+            low = lines["roc_auc_mean"] - lines["roc_auc_std"].fillna(0)
+            high = lines["roc_auc_mean"] + lines["roc_auc_std"].fillna(0)
+            axis.fill_between(lines[key], low, high, alpha=0.15)
+        axis.set_xscale("log", base=2)
+        axis.set_title(label, fontsize=10)
+        axis.set_xlabel("context size k")
+        axis.set_ylabel("ROC-AUC")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(labels):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def efficiency_points(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean ROC-AUC and mean seconds per draw over the cells all methods share."""
+    cells = summary.dropna(subset=["roc_auc_mean"]).assign(label=_label(summary))
+    index = [c for c in ("label", "k") if c in cells.columns]
+    wide = cells.pivot_table(index=index, columns="method", values="roc_auc_mean").dropna()
+    shared = cells.set_index(index).index.isin(wide.index)
+    cells = cells[shared]
+    points = cells.groupby("method", sort=False).agg(
+        roc_auc=("roc_auc_mean", "mean"), fit_s=("fit_s", "mean"), predict_s=("predict_s", "mean"))
+    points["seconds"] = points["fit_s"] + points["predict_s"]
+    return points.reset_index()
+
+
+def plot_efficiency(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """PNG: mean ROC-AUC against mean fit + predict seconds per draw (log x), per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = efficiency_points(summary)
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for point in points.itertuples():
+        axis.scatter(point.seconds, point.roc_auc, s=40)
+        axis.annotate(point.method, (point.seconds, point.roc_auc), fontsize=8,
+                      xytext=(4, 4), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel("seconds per draw (fit + predict)")
+    axis.set_ylabel("mean ROC-AUC")
+    axis.set_title("accuracy vs inference time")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_report(results: pd.DataFrame, out_dir: str | os.PathLike[str],
+                 meta: dict[str, Any] | None = None, plot_k: bool = True) -> str:
+    """Write CSV/JSON/markdown/PNG files into ``out_dir``; returns the markdown text.
+
+    ``results`` is :func:`eval.harness.evaluate`'s output (or any frame with the same
+    columns); ``meta`` goes into ``results.json``; ``plot_k=False`` skips the ROC-AUC vs k
+    plot (single-table runs have one k per dataset).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(results)
+    results.to_csv(out / "draws.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    text = markdown_table(summary)
+    notes = list((meta or {}).get("notes", []))
+    if notes:
+        text += "\nNotes\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    (out / "results.md").write_text(text)
+    records = [{k: _jsonable(v) for k, v in row.items()} for row in summary.to_dict("records")]
+    payload = {"meta": meta or {}, "summary": records}
+    (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    if plot_k:
+        plot_roc_auc_vs_k(summary, out / "roc_auc_vs_k.png")
+    plot_efficiency(summary, out / "efficiency.png")
+    return text
