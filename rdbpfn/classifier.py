@@ -1,0 +1,369 @@
+"""Scikit-learn in-context classifier on top of a trained :class:`~rdbpfn.model.RDBPFN`.
+
+``fit`` stores the encoded context and runs it through the transformer once per ensemble
+member (the context cache); ``predict_proba`` runs only the query rows, in chunks, against
+the cached keys/values, so repeated predicts cost time linear in the number of rows.
+
+How the ensemble and the limits work (all deterministic given ``random_state``):
+
+- **Members** (``n_estimators``): member 0 uses the columns in their given order, the
+  labels unchanged and (if it fits) the whole context, so ``n_estimators=1`` is exactly
+  one forward pass of the model. Member m > 0 uses a random column order and shifts the
+  class ids cyclically by m (for two classes: odd members flip the labels), which removes
+  the model's bias towards a class id. Probabilities are averaged over members.
+- **More than ``max_context`` context rows**: every member uses its own stratified random
+  subsample of ``max_context`` rows (every class keeps at least one row).
+- **More columns than the model's width** (``max_features``, default the checkpoint's
+  ``ModelConfig.max_features``): every member sees a random subset of that many columns,
+  chosen so that the columns are used as evenly as possible across members; use
+  ``n_estimators >= n_features / max_features`` to see every column.
+- **More classes than the model's output** (``ModelConfig.n_classes``, 2 for the shipped
+  model): one-vs-rest; one binary task per class (batched in one forward pass), the
+  positive-class probabilities are renormalised to sum to 1. With enough model outputs
+  the classes are predicted natively.
+- **Queries**: any number of rows, in chunks of ``query_batch_size`` rows.
+- **Context cache memory**: when the caches of all members together would exceed
+  ``max_cache_mb``, only the encoded context is kept and each ``predict_proba`` call
+  recomputes the context pass once (results are identical, only slower).
+
+Inputs: see :mod:`rdbpfn.preprocessing` for how numeric, boolean, categorical, string,
+datetime and missing values (NaN, ``pd.NA``, ``None``) are encoded; ``+-inf`` are kept
+and become the extreme ends of their column. Labels must not be missing or infinite.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from checkpoints import load_checkpoint
+from rdbpfn.model import RDBPFN, ContextCache
+from rdbpfn.preprocessing import TableEncoder
+
+__all__ = ["RDBPFNClassifier"]
+
+DEFAULT_MAX_CONTEXT = 1024
+DEFAULT_QUERY_BATCH_SIZE = 1024
+DEFAULT_MAX_CACHE_MB = 2048
+_BYTES_PER_MB = 2**20
+_FLOAT32_BYTES = 4
+
+
+@dataclass
+class _Member:
+    """One ensemble member: which columns/rows it sees, its class shift, its context."""
+
+    columns: np.ndarray  # (C,) indices into the encoded features
+    shift: int  # cyclic class-id shift (binary: 1 = labels flipped)
+    x_context: torch.Tensor  # (B, N, C) float32, B = 1 (native) or n_classes (one-vs-rest)
+    y_context: torch.Tensor  # (B, N) int64
+    cache: ContextCache | None
+
+
+class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
+    """In-context classifier: ``fit`` stores the context, ``predict_proba`` is one pass.
+
+    Parameters
+    ----------
+    model_path : path to a checkpoint (ours or the published RDB-PFN format). ``None``
+        uses ``$RDBPFN_CHECKPOINT``, then the shipped ``checkpoints/rdbpfn.pt``.
+    device : torch device for the model, e.g. ``"cpu"`` or ``"cuda"``.
+    n_estimators : ensemble members (see the module docstring); 1 = a single forward pass.
+    max_context : context rows per member; larger contexts are subsampled per member.
+    max_features : columns per member; ``None`` = the checkpoint's ``max_features``.
+    query_batch_size : query rows per forward pass (bounds memory).
+    max_cache_mb : keep the per-member context caches only while they fit in this size.
+    random_state : seed for column orders and subsamples (int, RandomState or None).
+    verbose : show a progress bar while predicting.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        n_estimators: int = 4,
+        max_context: int = DEFAULT_MAX_CONTEXT,
+        max_features: int | None = None,
+        query_batch_size: int = DEFAULT_QUERY_BATCH_SIZE,
+        max_cache_mb: float = DEFAULT_MAX_CACHE_MB,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.model_path = model_path
+        self.device = device
+        self.n_estimators = n_estimators
+        self.max_context = max_context
+        self.max_features = max_features
+        self.query_batch_size = query_batch_size
+        self.max_cache_mb = max_cache_mb
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):  # noqa: ANN204 (sklearn's Tags type)
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        return tags
+
+    # ---- validation ---------------------------------------------------------------------
+    def _check_params(self) -> None:
+        positive = {
+            "n_estimators": self.n_estimators,
+            "max_context": self.max_context,
+            "query_batch_size": self.query_batch_size,
+        }
+        if self.max_features is not None:
+            positive["max_features"] = self.max_features
+        for name, value in positive.items():
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}; pass a positive integer.")
+        if not isinstance(self.max_cache_mb, (int, float)) or self.max_cache_mb < 0:
+            raise ValueError(f"max_cache_mb={self.max_cache_mb!r}; pass a number >= 0.")
+
+    def _check_X(self, X: object, reset: bool) -> pd.DataFrame | np.ndarray:
+        """Shape checks with clear messages, then sklearn's feature-name bookkeeping."""
+        if sparse.issparse(X):
+            raise TypeError(
+                "sparse input is not supported; pass a dense array, e.g. X.toarray()."
+            )
+        if isinstance(X, pd.Series):
+            raise ValueError(
+                "Expected 2D array, got a pandas Series instead. Reshape your data: "
+                "X.to_frame() for one feature or X.to_frame().T for one sample."
+            )
+        if not isinstance(X, pd.DataFrame):
+            X = np.asarray(X)
+            if np.iscomplexobj(X):
+                raise ValueError("Complex data not supported; pass real-valued features.")
+            if X.ndim != 2:
+                raise ValueError(
+                    f"Expected 2D array, got {X.ndim}D array of shape {X.shape} instead. "
+                    "Reshape your data either using array.reshape(-1, 1) if your data has a "
+                    "single feature or array.reshape(1, -1) if it contains a single sample."
+                )
+        n_rows, n_columns = X.shape
+        if n_rows == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+                "required. Pass at least one row."
+            )
+        if n_columns == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+                "required. Pass at least one feature column."
+            )
+        if not reset and n_columns != self.n_features_in_:
+            raise ValueError(
+                f"X has {n_columns} features, but RDBPFNClassifier is expecting "
+                f"{self.n_features_in_} features as input. Pass the same columns as in fit, "
+                "in the same order."
+            )
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return X
+
+    @staticmethod
+    def _check_y(y: object, n_rows: int) -> np.ndarray:
+        if y is None:
+            raise ValueError(
+                "RDBPFNClassifier requires y to be passed, but the target y is None; "
+                "pass one label per row of X."
+            )
+        y = column_or_1d(np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y),
+                         warn=True)
+        if len(y) != n_rows:
+            raise ValueError(
+                f"X has {n_rows} rows but y has {len(y)} labels; pass one label per row."
+            )
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError(
+                "Input y contains NaN or infinity; drop the rows with missing labels "
+                "(e.g. mask = ~np.isnan(y)) before fit."
+            )
+        if y.dtype == object and any(v is None or v is pd.NA or v != v for v in y):
+            raise ValueError(
+                "Input y contains missing labels (None/NaN/pd.NA); drop those rows before fit."
+            )
+        check_classification_targets(y)
+        return y
+
+    # ---- fit ---------------------------------------------------------------------------
+    def fit(self, X: object, y: object) -> RDBPFNClassifier:
+        """Store the context (X, y) and compute its cache once per ensemble member."""
+        self._check_params()
+        table = self._check_X(X, reset=True)
+        labels = self._check_y(y, table.shape[0])
+        try:
+            self.classes_, y_codes = np.unique(labels, return_inverse=True)
+        except TypeError as error:
+            raise ValueError(
+                f"y mixes label types that cannot be sorted ({error}); use labels of one type."
+            ) from error
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(
+                f"y contains only one class ({self.classes_[0]!r}); the classifier needs at "
+                "least two classes in the context. Pass rows of every class."
+            )
+        if self.max_context < n_classes:
+            raise ValueError(
+                f"max_context={self.max_context} is smaller than the {n_classes} classes; "
+                "raise max_context so that every class fits in the context."
+            )
+        loaded = load_checkpoint(self.model_path, map_location=self.device)
+        self.model_: RDBPFN = loaded.model
+        self.checkpoint_path_ = loaded.path
+        self.multiclass_ = "native" if n_classes <= loaded.config.n_classes else "one_vs_rest"
+        self.encoder_ = TableEncoder().fit(table)
+        encoded = self.encoder_.transform(table)  # (n, p) float32
+        rng = _generator(self.random_state)
+        width = min(encoded.shape[1], self.max_features or loaded.config.max_features)
+        column_sets = _column_subsets(encoded.shape[1], width, self.n_estimators, rng)
+        members = []
+        for index, columns in enumerate(column_sets):
+            rows = None
+            if len(y_codes) > self.max_context:
+                rows = _stratified_subsample(y_codes, self.max_context, rng)
+            members.append(self._make_member(encoded, y_codes, columns, rows, index))
+        self.members_ = members
+        self.cached_ = self._cache_bytes(members) <= self.max_cache_mb * _BYTES_PER_MB
+        if self.cached_:
+            for member in members:
+                member.cache = self.model_.encode_context(member.x_context, member.y_context)
+        return self
+
+    def _make_member(
+        self, encoded: np.ndarray, y_codes: np.ndarray, columns: np.ndarray,
+        rows: np.ndarray | None, index: int,
+    ) -> _Member:
+        x = encoded[:, columns] if rows is None else encoded[np.ix_(rows, columns)]
+        y = y_codes if rows is None else y_codes[rows]
+        n_classes = len(self.classes_)
+        if self.multiclass_ == "native":
+            shift = index % n_classes
+            targets = ((y + shift) % n_classes)[None]  # (1, N)
+        else:
+            shift = index % 2
+            targets = ((y[None] == np.arange(n_classes)[:, None]).astype(np.int64) + shift) % 2
+        batch = targets.shape[0]
+        x_context = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        return _Member(
+            columns=columns,
+            shift=shift,
+            x_context=x_context.unsqueeze(0).expand(batch, -1, -1),
+            y_context=torch.from_numpy(targets.astype(np.int64)).to(self.device),
+            cache=None,
+        )
+
+    def _cache_bytes(self, members: list[_Member]) -> int:
+        config = self.model_.config
+        total = 0
+        for member in members:
+            batch, n_context, n_columns = member.x_context.shape
+            keys = batch * (n_columns + 1) * (n_context + config.n_thinking_rows) * config.d_model
+            total += 2 * config.n_layers * keys * _FLOAT32_BYTES
+        return total
+
+    # ---- predict -----------------------------------------------------------------------
+    def predict_proba(self, X: object) -> np.ndarray:
+        """(n, p) table -> (n, n_classes) probabilities, columns ordered as ``classes_``."""
+        check_is_fitted(self)
+        table = self._check_X(X, reset=False)
+        encoded = self.encoder_.transform(table)  # (Q, p) float32
+        n_rows, n_classes = encoded.shape[0], len(self.classes_)
+        proba = np.zeros((n_rows, n_classes), dtype=np.float64)
+        chunks = range(0, n_rows, self.query_batch_size)
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(self.members_) * len(chunks), desc="RDBPFN predict")
+        for member in self.members_:
+            cache = member.cache
+            if cache is None:
+                cache = self.model_.encode_context(member.x_context, member.y_context)
+            queries = torch.from_numpy(np.ascontiguousarray(encoded[:, member.columns]))
+            queries = queries.to(self.device)
+            for start in chunks:
+                chunk = queries[start : start + self.query_batch_size]
+                chunk = chunk.unsqueeze(0).expand(cache.batch_size, -1, -1)  # (B, q, C)
+                logits = self.model_.forward_queries(cache, chunk)  # (B, q, model classes)
+                stop = start + chunk.shape[1]
+                proba[start:stop] += self._member_proba(logits, member.shift)
+                if progress is not None:
+                    progress.update(1)
+        if progress is not None:
+            progress.close()
+        return proba / len(self.members_)
+
+    def _member_proba(self, logits: torch.Tensor, shift: int) -> np.ndarray:
+        """Logits of one member -> (q, n_classes) probabilities in ``classes_`` order."""
+        n_classes = len(self.classes_)
+        logits = logits.double().cpu()
+        if self.multiclass_ == "native":
+            shifted = logits[0, :, :n_classes].softmax(dim=-1).numpy()  # (q, K) shifted ids
+            return shifted[:, (np.arange(n_classes) + shift) % n_classes]
+        positive = logits[:, :, :2].softmax(dim=-1)[:, :, (1 + shift) % 2]  # (K, q)
+        scores = positive.T.numpy()  # (q, K)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def predict(self, X: object) -> np.ndarray:
+        """(n, p) table -> (n,) labels from ``classes_``."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _generator(random_state: int | np.random.RandomState | None) -> np.random.Generator:
+    """sklearn-style random_state -> numpy Generator (an int gives the same bytes)."""
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return np.random.default_rng(random_state)
+    return np.random.default_rng(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def _column_subsets(
+    n_features: int, width: int, n_members: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Column indices per member: member 0 keeps the given order when all columns fit;
+    otherwise each member takes the ``width`` least-used columns (random tie-break) in a
+    random order, so columns are used as evenly as possible."""
+    subsets = []
+    uses = np.zeros(n_features, dtype=np.int64)
+    for index in range(n_members):
+        if width == n_features:
+            chosen = np.arange(n_features) if index == 0 else rng.permutation(n_features)
+        else:
+            order = rng.permutation(n_features)
+            chosen = order[np.argsort(uses[order], kind="stable")[:width]]
+            chosen = rng.permutation(chosen)
+        uses[chosen] += 1
+        subsets.append(chosen)
+    return subsets
+
+
+def _stratified_subsample(
+    y_codes: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted row indices: ``size`` rows, class shares kept, every class >= 1 row."""
+    classes, counts = np.unique(y_codes, return_counts=True)
+    quota = np.maximum(1, np.floor(counts * size / counts.sum()).astype(np.int64))
+    while quota.sum() > size:  # the minimum of 1 per class can overshoot
+        quota[np.argmax(quota)] -= 1
+    remainder = counts * size / counts.sum() - quota
+    for k in np.argsort(-remainder, kind="stable")[: size - quota.sum()]:
+        quota[k] += 1
+    quota = np.minimum(quota, counts)
+    picked = [
+        rng.choice(np.flatnonzero(y_codes == c), size=q, replace=False)
+        for c, q in zip(classes, quota, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))
