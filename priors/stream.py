@@ -25,6 +25,7 @@ In "mixed" streams batch ``i`` holds ``floor((i+1) B f) - floor(i B f)`` relatio
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -185,7 +186,8 @@ class EpisodeDataset(IterableDataset):
         single_table_prior: the single-table meta-distribution.
         tasks_per_database: relational tasks used from each generated database.
         relational_sampler: replaces ``priors.relational.sample_tasks`` (same signature).
-        relational_kwargs: extra keyword arguments for the relational sampler.
+        relational_kwargs: extra keyword arguments for the relational sampler (``n_tasks`` is
+            set to ``tasks_per_database`` when the sampler takes it).
     """
 
     def __init__(
@@ -305,10 +307,13 @@ class EpisodeDataset(IterableDataset):
         lane = None
         if self._relational_share > 0:
             sampler = self.relational_sampler or _load_relational_sampler()
+            kwargs = dict(self.relational_kwargs)
+            if "n_tasks" in inspect.signature(sampler).parameters:
+                kwargs.setdefault("n_tasks", self.tasks_per_database)
             lane_key = (world_size, rank, num_workers, index % num_workers)
             lane = _RelationalLane(
                 sampler, self.seed, lane_key, self.rows, self.columns, self.min_rows,
-                self.tasks_per_database, self.relational_kwargs, self.stats,
+                self.tasks_per_database, kwargs, self.stats,
             )
         offset = self._lane_offset(index, num_workers) if lane is not None else 0
         while self.num_batches is None or index < self.num_batches:

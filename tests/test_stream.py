@@ -132,6 +132,20 @@ def test_relational_ranks_and_workers_read_different_databases() -> None:
     assert len(set(rank0) | set(rank1)) == 8
 
 
+def test_relational_sampler_is_asked_for_tasks_per_database_tasks() -> None:
+    asked = []
+
+    def sampler(rng: np.random.Generator, rows: int, columns: int, n_tasks: int = 6):
+        asked.append(n_tasks)
+        x = rng.normal(size=(rows, columns))
+        return [(x, (x[:, j] > 0).astype(int)) for j in range(n_tasks)]
+
+    dataset = EpisodeDataset("relational", 40, 4, batch_size=3, seed=0, tasks_per_database=3,
+                             relational_sampler=sampler)
+    _batches(dataset, 2)
+    assert asked == [3, 3] and dataset.stats["tasks_relabelled"] == 0
+
+
 def test_mixed_stream_holds_the_requested_share_of_relational_episodes() -> None:
     dataset = EpisodeDataset("mixed", 40, 4, batch_size=3, seed=0, relational_fraction=0.25,
                              relational_sampler=FakeRelational())
