@@ -9,8 +9,9 @@ Indexing (what makes streams reproducible, disjoint and resumable):
   ``num_workers``) continues the stream exactly.
 - Batch ``i`` of rank ``r`` (of ``world_size``) has the global index ``g = i * world_size + r``;
   every (rank, worker) pair reads different ``g``, so no two processes repeat a shard.
-- Single-table episodes of batch ``g`` are seeded by ``SeedSequence(seed, spawn_key=(0, g,
-  slot))``: they depend on (seed, g) only, not on the number of workers or ranks.
+- Batch ``g`` draws its context share and slot kinds from ``SeedSequence(seed, spawn_key=(0,
+  g))``; its single-table episodes from ``SeedSequence(seed, spawn_key=(2, g, slot))``: they
+  depend on (seed, g) only, not on the number of workers or ranks.
 - Relational episodes are cut from databases that yield several tasks each
   (``tasks_per_database``, default 6), and every task is used: the relational slots of the
   batches ``i ≡ ℓ (mod W)`` form a *lane* ℓ that consumes databases ``d = 0, 1, ...`` of
@@ -55,8 +56,10 @@ MAX_SLOT_ATTEMPTS = 32
 # Databases drawn for one lane position before giving up (each must yield >= 1 usable task).
 MAX_DATABASE_ATTEMPTS = 16
 
+# First spawn-key word: which kind of randomness (batch-level draws, databases, one slot).
 _BATCH_KEY = 0
 _DATABASE_KEY = 1
+_SLOT_KEY = 2
 
 Table = tuple[np.ndarray, np.ndarray]
 RelationalSampler = Callable[..., list[Table]]
@@ -346,7 +349,7 @@ class EpisodeDataset(IterableDataset):
         xs = np.empty((b, rows, self.columns), dtype=np.float32)
         ys = np.empty((b, rows), dtype=np.int64)
         for slot in range(b):
-            slot_rng = _generator(self.seed, (_BATCH_KEY, global_index, slot))
+            slot_rng = _generator(self.seed, (_SLOT_KEY, global_index, slot))
             if slot in raw:
                 arrays = self._relational_episode(raw[slot], rows, n_context, slot_rng)
             else:
