@@ -46,7 +46,7 @@ __all__ = ["SyntheticDatabase", "SyntheticTable", "generate_database", "sample_d
 DEFAULT_ROW_RANGE = (200, 3000)
 # Total rows of one database; larger draws are scaled down (generation time is linear in it).
 MAX_TOTAL_ROWS = 15_000
-FEATURE_COLUMNS_PER_TABLE = (2, 8)
+FEATURE_COLUMNS_PER_TABLE = (3, 10)
 TIMED_SOURCE_PROBABILITY = 0.4
 TIMED_TABLE_PROBABILITY = 0.5
 LATENT_DIMS = (8, 12, 16)

@@ -5,20 +5,23 @@ Three kinds, as real benchmarks pose them:
 - ``column``: a feature column of the target table, binarised (numeric: above a random
   quantile; categorical: in a random subset of the categories). The column is removed from
   the database before linearization, so no aggregate of it can leak. Rows of a timed target
-  table are linearized at their own time (only what existed when the row was created).
+  table are linearized at their own time (what existed when the row was created) or, for
+  half of the tasks, a random while after it (the attribute predicted from early activity).
 - ``event_count``: "the entity has >= k child rows in (cutoff, cutoff + window]" for a timed
-  child table, at 1-4 cutoff times (one row per entity alive at the cutoff and cutoff).
+  child table, at 1-12 cutoff times (one row per entity alive at the cutoff and cutoff).
 - ``event_value``: "the sum of a numeric column of the entity's child rows in the window is
   above a threshold".
 
 For event tasks the DFS uses the cutoff of each row: child rows after the cutoff (which
 define the label) are invisible to the features. Keys and key-derived features are
-dropped by ``linearize``. The DFS over-generates columns (up to ``OVERGENERATE`` x the
-episode width) and the episode later subsamples them.
+dropped by ``linearize``; columns constant on the task's rows (e.g. aggregates of children
+that no row can see yet) are dropped here. The DFS over-generates columns (up to
+``OVERGENERATE`` x the episode width) and the episode later subsamples them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,9 +42,29 @@ OVERGENERATE = {1: 2, 2: 3}
 # A task needs this many rows in its smaller class (and this share of its rows).
 MIN_CLASS_ROWS = 8
 MIN_CLASS_SHARE = 0.03
-MAX_CUTOFFS = 4
+# Column tasks pick a table with children this many times more often than a leaf table.
+PARENT_TARGET_WEIGHT = 3.0
+# Event tasks draw 1..MIN_CUTOFFS_DRAWN cutoff times, more (up to MAX_CUTOFFS) when the
+# entities alive at a cutoff are fewer than the episode's rows.
+MIN_CUTOFFS_DRAWN = 4
+MAX_CUTOFFS = 12
+# Column tasks on timed tables: share of tasks whose cutoff is some time after the row's own
+# time (up to MAX_CUTOFF_LAG of the database's time span) instead of at it.
+LATER_CUTOFF_PROBABILITY = 0.5
+MAX_CUTOFF_LAG = 0.3
 # Draws of a task before the database is declared to have no more tasks.
 ATTEMPTS_PER_TASK = 4
+
+
+_PRIMITIVE_CALL = re.compile(r"\b(?:MEAN|SUM|MAX|MIN|MODE|COUNT)\(")
+
+
+def feature_block(name: str) -> str:
+    """The block of a featuretools-style DFS feature: its relationship path and source
+    column with the primitives removed, so that ``MEAN(t3.t3_num0)``, ``MAX(t3.t3_num0)`` and
+    ``SUM(t3.t3_num0)`` share the block ``t3.t3_num0`` (``t1.MEAN(t5.t5_num0)`` ->
+    ``t1.t5.t5_num0``, ``COUNT(t6)`` -> ``t6``)."""
+    return _PRIMITIVE_CALL.sub("", name).replace(")", "")
 
 
 @dataclass
@@ -78,8 +101,12 @@ def sample_column_task(
     tables = [t for t in db.tables.values() if t.specs and t.n_rows >= 2 * MIN_CLASS_ROWS]
     if not tables:
         return None
-    big = [t for t in tables if t.n_rows >= rows]
-    table = (big or tables)[rng.integers(len(big or tables))]
+    pool = [t for t in tables if t.n_rows >= rows] or tables
+    # tables with children (whose features include aggregations) are favoured, as in real
+    # benchmarks, whose targets are mostly entities
+    weight = np.array([PARENT_TARGET_WEIGHT if db.graph.out_degree(t.name) else 1.0
+                       for t in pool])
+    table = pool[rng.choice(len(pool), p=weight / weight.sum())]
     spec = table.specs[rng.integers(len(table.specs))]
     values = table.columns[spec.name]
     valid = np.flatnonzero(values >= 0) if spec.kind in ("categorical", "bool") else np.flatnonzero(
@@ -97,12 +124,20 @@ def sample_column_task(
         labels = _binarise_numeric(rng, picked)
     if not _balanced_enough(labels):
         return None
+    cutoffs = None
+    if table.seconds is not None:
+        # the row's own time (what was known at its creation), or a while after it (an
+        # attribute of the row predicted from its first activity)
+        cutoffs = table.seconds[chosen]
+        if rng.random() < LATER_CUTOFF_PROBABILITY:
+            lag = rng.uniform(0.0, MAX_CUTOFF_LAG) * db.span_seconds
+            cutoffs = cutoffs + (rng.random(chosen.size) * lag).astype(np.int64)
     return TaskSpec(
         kind="column",
         target_table=table.name,
         rows=chosen,
         labels=labels,
-        cutoff_seconds=None if table.seconds is None else table.seconds[chosen],
+        cutoff_seconds=cutoffs,
         source=spec.name,
         drop={table.name: (spec.name,)},
     )
@@ -135,11 +170,15 @@ def sample_event_task(
     if last - first < 10:
         return None
     window = int(rng.uniform(0.03, 0.3) * (last - first)) + 1
-    n_cut = int(rng.integers(1, MAX_CUTOFFS + 1))
     lo, hi = np.quantile(times, [0.3, 0.9])
     hi = min(hi, last - window)
     if hi <= lo:
         return None
+    # enough cutoffs that (entity, cutoff) pairs can fill the episode's rows
+    alive = entity.n_rows if entity.seconds is None else int(
+        np.searchsorted(entity.seconds, (lo + hi) / 2, side="right"))
+    n_cut = max(int(rng.integers(1, MIN_CUTOFFS_DRAWN + 1)), -(-rows // max(alive, 1)))
+    n_cut = min(n_cut, MAX_CUTOFFS)
     cutoffs = np.sort(rng.uniform(lo, hi, size=n_cut)).astype(np.int64)
     numeric = [s.name for s in child.specs if s.kind in ("numeric", "integer")]
     if kind == "event_value" and not numeric:
@@ -242,6 +281,15 @@ def to_numeric(frame: pd.DataFrame) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def informative_columns(x: np.ndarray) -> np.ndarray:
+    """(p,) bool: columns that are not constant (all missing counts as constant) on these
+    rows; e.g. aggregates of children that no row can see yet at its cutoff."""
+    with np.errstate(invalid="ignore"):
+        low = np.nanmin(np.where(np.isnan(x), np.inf, x), axis=0)
+        high = np.nanmax(np.where(np.isnan(x), -np.inf, x), axis=0)
+    return high > low
+
+
 def tasks_for_database(
     rng: np.random.Generator,
     db: SyntheticDatabase,
@@ -268,6 +316,7 @@ def tasks_for_database(
         seen.add((task.kind, task.target_table, task.source))
         depth = max_depth or (1 if rng.random() < DEPTH_ONE_PROBABILITY else 2)
         x = to_numeric(linearize_task(db, task, depth, database))
+        x = x[:, informative_columns(x)]
         keep = OVERGENERATE[depth] * columns
         if x.shape[1] > keep:
             x = x[:, np.sort(rng.choice(x.shape[1], size=keep, replace=False))]

@@ -59,7 +59,7 @@ def test_sinks_are_timed_activity_tables_and_sizes_are_bounded(databases):
         for name, table in db.tables.items():
             if db.graph.out_degree(name) == 0 and db.graph.in_degree(name) > 0:
                 assert table.time_column == "time"
-            assert 2 <= len(table.specs) <= 8
+            assert 3 <= len(table.specs) <= 10
 
 
 def test_same_seed_same_bytes():
