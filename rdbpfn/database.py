@@ -702,6 +702,11 @@ class Database:
                     codes = self.foreign_key_codes(table_name, column)
                     data[column] = pd.array(np.where(codes < 0, None, codes), dtype="Int64")
                     types[column] = IntegerNullable
+                elif self._integer_key(table_name, column):
+                    # nullable on both sides: featuretools casts a foreign key to its
+                    # parent's type, which must then admit the foreign key's nulls
+                    data[column] = values.astype("Int64")
+                    types[column] = IntegerNullable
                 elif column == table.time_column:
                     data[column] = (
                         time_map(table.time_keys(table_name)) if time_map is not None
@@ -740,6 +745,19 @@ class Database:
                 rel.parent, self.tables[rel.parent].primary_key, rel.child, rel.column
             )
         return entityset
+
+
+    def _integer_key(self, table_name: str, column: str) -> bool:
+        """Whether ``column`` is a primary or foreign key whose key values are integers."""
+        table = self.tables[table_name]
+        if column == table.primary_key:
+            key_table = table
+        elif column in table.foreign_keys:
+            key_table = self.tables[table.foreign_keys[column]]
+        else:
+            return False
+        assert key_table.primary_key is not None
+        return pd.api.types.is_integer_dtype(key_table.df[key_table.primary_key].dtype)
 
 
 def _find_cycle(relationships: list[Relationship]) -> list[str]:
