@@ -49,7 +49,8 @@ LONG_TINY = {
         {"name": "s1", "stage": 1, "kind": "single_table", "rows": 24, "columns": 4,
          "batch_size": 4, "steps": 20},
         {"name": "s2", "stage": 2, "kind": "mixed", "rows": 32, "columns": 6,
-         "batch_size": 4, "steps": 20},
+         "batch_size": 4, "steps": 20, "reset_optimizer": True,
+         "prior_kwargs": config_module.TINY_RELATIONAL},
     ],
     "validation": {"every_steps": 15},
     "ckpt_every_steps": 5,
@@ -283,8 +284,11 @@ def test_same_seed_same_weights_and_resume_in_process(
     second = train(long_tiny, tmp_path, resume=True, verbose=False)
     assert second.finished
     assert_same_training(tmp_path, reference_run)
-    sessions = load_train_state(tmp_path / "state.pt")["counters"]["sessions"]
+    state = load_train_state(tmp_path / "state.pt")
+    sessions = state["counters"]["sessions"]
     assert [(s["start_step"], s["end_step"]) for s in sessions] == [(0, 17), (17, 40)]
+    # stage 2 restarted the optimizer: its step counter covers stage 2 only
+    assert state["optimizer"]["param_groups"][0]["k"] == 20
 
 
 def test_sigterm_saves_at_step_boundary_and_resumes_exactly(

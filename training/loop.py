@@ -587,6 +587,11 @@ class _Runner:
                 "weights": tensor_digest(list(self.model.parameters())),
             })
 
+    def reset_optimizer(self) -> None:
+        """Continue from the averaged weights with a fresh schedule-free optimizer."""
+        self.optimizer.eval()  # parameters := the averaged weights x
+        self.optimizer = build_optimizer(self.config, self.model)
+
     def log(self, phase_index: int) -> None:
         """Append the training record of the last window (loss averaged over ranks)."""
         phase = self.config.curriculum[phase_index]
@@ -628,6 +633,8 @@ class _Runner:
             phase_index, in_phase = config.phase_at(counters.step)
             phase = config.curriculum[phase_index]
             phase_end = counters.step - in_phase + phase.steps
+            if phase.reset_optimizer and in_phase == 0:
+                self.reset_optimizer()
             batches = make_batches(config, phase_index, in_phase, self.context)
             stop_now = False
             while counters.step < min(phase_end, step_limit):

@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,21 +171,43 @@ def held_back_episodes(
     return episodes
 
 
-def relational_validation_tables() -> list[LabeledTable]:
-    """Validation splits of the eval package's real relational tasks ([] if unavailable).
+def relational_validation_episodes(
+    context_rows: Sequence[int], query_rows: int, draws: int, seed: int
+) -> list[ValidationEpisode]:
+    """Episodes from the eval package's real relational tasks ([] if it is not installed).
 
-    Uses ``eval.tasks.validation_tables()`` when the eval package provides it: a list of
-    (name, X, y) with DFS features of validation rows only.
+    ``eval.tasks.validation_episodes`` draws the context from each task's *train* split and
+    the queries from its *validation* split; the test split is never read. One call per
+    (context size, draw).
     """
     try:
         tasks = importlib.import_module("eval.tasks")
-    except ImportError:
+    except ImportError as error:
+        warnings.warn(f"relational validation skipped: eval.tasks not importable ({error})",
+                      stacklevel=2)
         return []
-    provider = getattr(tasks, "validation_tables", None)
-    if provider is None:
-        return []
-    return [LabeledTable(name, np.asarray(X, np.float32), np.asarray(y, np.int64))
-            for name, X, y in provider()]
+    episodes = []
+    for n_context in context_rows:
+        for draw in range(draws):
+            try:
+                found = tasks.validation_episodes(
+                    context_size=n_context, max_val_rows=query_rows, seed=seed + draw
+                )
+            except ImportError as error:  # the eval extras (database packages) are missing
+                warnings.warn(f"relational validation skipped: {error}; install '.[eval]'",
+                              stacklevel=2)
+                return []
+            for name, (x_context, y_context, x_val, y_val) in sorted(found.items()):
+                episodes.append(
+                    ValidationEpisode(
+                        group="relational",
+                        name=f"{name}@{n_context}#{draw}",
+                        X=torch.from_numpy(np.concatenate([x_context, x_val]).astype(np.float32)),
+                        y=torch.from_numpy(np.concatenate([y_context, y_val]).astype(np.int64)),
+                        n_context=len(y_context),
+                    )
+                )
+    return episodes
 
 
 @torch.no_grad()
@@ -232,12 +255,10 @@ class Validator:
                 config.real_query_rows, config.real_draws, seed=config.seed + 1000 + offset,
             )
         if config.relational:
-            for offset, table in enumerate(relational_validation_tables()):
-                for n_context in config.relational_context_rows:
-                    self.episodes += table_episodes(
-                        "relational", table, n_context, config.real_query_rows,
-                        config.relational_draws, seed=config.seed + 2000 + offset,
-                    )
+            self.episodes += relational_validation_episodes(
+                config.relational_context_rows, config.relational_query_rows,
+                config.relational_draws, seed=config.seed,
+            )
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
         """Metrics keyed ``<group>/<name>/auc``, group means and ``score``.
