@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -87,21 +88,6 @@ def _reference_batches(rows: int, columns: int, batch_size: int) -> Iterator[int
         yield batch_size
 
 
-def _rate(
-    batches: Iterator[int], seconds: float, on_start: Callable[[], None] | None = None
-) -> tuple[float, float]:
-    """(episodes per second, seconds timed) over at least ``seconds`` after one warm-up batch;
-    ``on_start`` runs when the timing starts."""
-    next(batches)
-    if on_start is not None:
-        on_start()
-    episodes, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        episodes += next(batches)
-    elapsed = time.perf_counter() - start
-    return episodes / elapsed, elapsed
-
-
 def _relational_kwargs(sample_tasks: Callable[..., Any]) -> dict[str, Any]:
     """Ask the relational sampler for DFS depth 1, whatever its keyword is called."""
     parameters = inspect.signature(sample_tasks).parameters
@@ -112,36 +98,52 @@ def _relational_kwargs(sample_tasks: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _interleaved_rates(
-    streams: dict[str, Iterator[int]], seconds: float, rounds: int = ROUNDS
-) -> dict[str, float]:
-    """Episodes per second of each stream, timed in alternating slices of ``seconds / rounds``
-    so that all of them see the same load on a shared machine."""
+    streams: dict[str, Iterator[int]],
+    seconds: float,
+    rounds: int = ROUNDS,
+    on_start: Callable[[], None] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """(episodes per wall second, episodes per CPU second of this process) of each stream.
+
+    Streams are timed in alternating slices of ``seconds / rounds`` after one warm-up batch each,
+    so that all see the same load on a shared machine; CPU seconds (``time.process_time``) are
+    less sensitive to other jobs than wall seconds. ``on_start`` runs when timing starts.
+    """
     for batches in streams.values():
-        next(batches)  # warm-up
+        next(batches)
+    if on_start is not None:
+        on_start()
     episodes = dict.fromkeys(streams, 0)
-    elapsed = dict.fromkeys(streams, 0.0)
+    wall = dict.fromkeys(streams, 0.0)
+    cpu = dict.fromkeys(streams, 0.0)
     for _ in range(rounds):
         for name, batches in streams.items():
-            start = time.perf_counter()
-            while time.perf_counter() - start < seconds / rounds:
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            while time.perf_counter() - wall_start < seconds / rounds:
                 episodes[name] += next(batches)
-            elapsed[name] += time.perf_counter() - start
-    return {name: episodes[name] / elapsed[name] for name in streams}
+            wall[name] += time.perf_counter() - wall_start
+            cpu[name] += time.process_time() - cpu_start
+    return {name: (episodes[name] / wall[name], episodes[name] / cpu[name]) for name in streams}
 
 
 def time_single_table(batch_size: int, seconds: float) -> dict[str, float]:
-    """Our single-table stream and the torch reference, side by side at 600 x 18."""
+    """Our single-table stream (all SCMs, and MLP-SCMs only) and the torch reference, side by
+    side at 600 x 18: episodes per wall second and per CPU second."""
     single = EpisodeDataset("single_table", 600, 18, batch_size, seed=0,
                             single_table_min_columns=18)
     mlp_only = EpisodeDataset("single_table", 600, 18, batch_size, seed=0,
                               single_table_min_columns=18,
                               single_table_prior=SingleTablePrior(mlp_fraction=1.0))
     rates = _interleaved_rates({
-        "single_table_episodes_per_s": _batches(single),
-        "single_table_mlp_only_episodes_per_s": _batches(mlp_only),
-        "single_table_reference_episodes_per_s": _reference_batches(600, 18, batch_size),
+        "single_table": _batches(single),
+        "single_table_mlp_only": _batches(mlp_only),
+        "single_table_reference": _reference_batches(600, 18, batch_size),
     }, seconds)
-    return rates
+    out = {}
+    for name, (per_wall, per_cpu) in rates.items():
+        out[f"{name}_episodes_per_s"] = per_wall
+        out[f"{name}_episodes_per_cpu_s"] = per_cpu
+    return out
 
 
 def time_relational(
@@ -152,23 +154,54 @@ def time_relational(
     relational = EpisodeDataset("relational", 600, 30, batch_size, seed=0,
                                 relational_sampler=sample_tasks, relational_kwargs=kwargs)
     warm: dict[str, int] = {}
-    rate, elapsed = _rate(_batches(relational), seconds, lambda: warm.update(relational.stats))
+    (per_wall, per_cpu), = _interleaved_rates(
+        {"relational": _batches(relational)}, seconds, rounds=1,
+        on_start=lambda: warm.update(relational.stats),
+    ).values()
     databases = relational.stats["databases"] - warm["databases"]
-    seconds_per_database = elapsed / max(databases, 1)
+    episodes = relational.stats["episodes"] - warm["episodes"]
+    seconds_per_database = episodes / per_wall / max(databases, 1)
     published_rate = PUBLISHED_TASKS_PER_DATABASE / PUBLISHED_SECONDS_PER_DATABASE
     return {
         "relational_kwargs": kwargs,
-        "relational_episodes_per_s": rate,
+        "relational_episodes_per_s": per_wall,
+        "relational_episodes_per_cpu_s": per_cpu,
         "relational_databases_timed": databases,
         "relational_seconds_per_database": seconds_per_database,
+        "relational_cpu_seconds_per_database": episodes / per_cpu / max(databases, 1),
         "relational_stats": dict(relational.stats),
         "speedup_vs_published_per_database": PUBLISHED_SECONDS_PER_DATABASE / seconds_per_database,
-        "speedup_vs_published_per_episode": rate / published_rate,
+        "speedup_vs_published_per_episode": per_wall / published_rate,
     }
 
 
 def _verdict(value: float, bar: float) -> str:
     return f"bar {bar:.0f}: {'PASS' if value >= bar else 'FAIL'}"
+
+
+def _print_single_table(threads: int, row: dict[str, Any]) -> None:
+    for suffix, unit in (("_episodes_per_s", "episodes/s"), ("_episodes_per_cpu_s", "per CPU-s")):
+        ours = row["single_table" + suffix]
+        mlp_only = row["single_table_mlp_only" + suffix]
+        reference = row["single_table_reference" + suffix]
+        print(f"threads={threads} single-table 600x18: {ours:6.1f} {unit} "
+              f"({_verdict(ours, SINGLE_TABLE_BAR)}), MLP-SCMs only {mlp_only:6.1f} | reference "
+              f"torch MLP-SCM, no post-processing: {reference:6.1f} | ours/reference "
+              f"{ours / reference:.2f}x (MLP only {mlp_only / reference:.2f}x)")
+
+
+def _print_relational(threads: int, row: dict[str, Any]) -> None:
+    rate = row["relational_episodes_per_s"]
+    print(f"threads={threads} relational 600x30 {row['relational_kwargs']}: {rate:6.2f} "
+          f"episodes/s ({_verdict(rate, RELATIONAL_BAR)}), "
+          f"{row['relational_episodes_per_cpu_s']:6.2f} per CPU-s; "
+          f"{row['relational_seconds_per_database']:.3f} s/database "
+          f"({row['relational_cpu_seconds_per_database']:.3f} CPU-s) over "
+          f"{row['relational_databases_timed']} databases vs "
+          f"{PUBLISHED_SECONDS_PER_DATABASE:.0f} s/database for the published generator "
+          "(recorded figure, rdbpfn-official.md, not re-run): "
+          f"{row['speedup_vs_published_per_database']:.0f}x per database, "
+          f"{row['speedup_vs_published_per_episode']:.0f}x per episode")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -185,36 +218,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sample_tasks = None
         print(f"relational prior unavailable ({error}); timing the single-table prior only")
 
-    results: dict[str, Any] = {"published_seconds_per_database": PUBLISHED_SECONDS_PER_DATABASE}
+    results: dict[str, Any] = {
+        "published_seconds_per_database": PUBLISHED_SECONDS_PER_DATABASE,
+        "load_average_before": os.getloadavg(),
+    }
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(wall-clock rates shrink on a busy machine; per-CPU-second rates much less)")
     for threads in args.threads:
         torch.set_num_threads(threads)
         with threadpool_limits(limits=threads):
             row: dict[str, Any] = time_single_table(args.batch_size, args.seconds)
-            ours = row["single_table_episodes_per_s"]
-            reference = row["single_table_reference_episodes_per_s"]
-            ours_mlp = row["single_table_mlp_only_episodes_per_s"]
-            print(f"threads={threads} single-table 600x18: {ours:7.1f} episodes/s "
-                  f"({_verdict(ours, SINGLE_TABLE_BAR)}); MLP-SCM only {ours_mlp:7.1f} | "
-                  f"reference torch MLP-SCM without post-processing {reference:7.1f} episodes/s"
-                  f" | ratio ours/reference {ours / reference:.2f}x (MLP only "
-                  f"{ours_mlp / reference:.2f}x)")
+            _print_single_table(threads, row)
             if sample_tasks is not None:
                 try:
                     row.update(time_relational(sample_tasks, args.batch_size, args.seconds))
+                    _print_relational(threads, row)
                 except ImportError as error:  # the relational prior is importable but not whole
                     print(f"relational prior failed to run ({error}); skipped")
                     sample_tasks = None
-                    results[f"threads_{threads}"] = row
-                    continue
-                rate = row["relational_episodes_per_s"]
-                per_db = row["relational_seconds_per_database"]
-                print(f"threads={threads} relational 600x30 {row['relational_kwargs']}: "
-                      f"{rate:7.2f} episodes/s ({_verdict(rate, RELATIONAL_BAR)}), "
-                      f"{per_db:.3f} s/database over {row['relational_databases_timed']} "
-                      f"databases vs {PUBLISHED_SECONDS_PER_DATABASE:.0f} s/database "
-                      "(published generator, recorded figure from rdbpfn-official.md): "
-                      f"{row['speedup_vs_published_per_database']:.0f}x per database, "
-                      f"{row['speedup_vs_published_per_episode']:.0f}x per episode")
             results[f"threads_{threads}"] = row
     if args.json:
         with open(args.json, "w") as handle:
