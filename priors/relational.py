@@ -13,6 +13,7 @@ references parent rows that exist at its time. Tables referencing a timed table 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +115,8 @@ class SyntheticDatabase:
                 continue
             values = table.columns[spec.name]
             if spec.kind == "categorical":
-                data[spec.name] = pd.Categorical.from_codes(values, categories=spec.categories)
+                data[spec.name] = pd.Categorical.from_codes(
+                    values, dtype=_categorical_dtype(spec.categories))
             elif spec.kind == "bool":
                 data[spec.name] = pd.array(values == 1, dtype="boolean")
                 data[spec.name][values < 0] = pd.NA
@@ -122,26 +124,40 @@ class SyntheticDatabase:
                 data[spec.name] = values
         return pd.DataFrame(data)
 
-    def to_database(self, drop: dict[str, tuple[str, ...]] | None = None,
-                    validate: bool = False) -> Database:
+    def to_database(
+        self,
+        drop: dict[str, tuple[str, ...]] | None = None,
+        validate: bool = False,
+        reuse: Database | None = None,
+    ) -> Database:
         """As an ``rdbpfn.Database``; ``drop`` removes feature columns per table.
 
-        Integrity holds by construction (tested), so validation is off by default.
+        ``reuse``: a ``to_database()`` of this database whose tables are taken as they are
+        for every table without dropped columns (saves rebuilding frames). Integrity holds
+        by construction (tested), so validation is off by default.
         """
         from rdbpfn.database import Database, Table
 
         drop = drop or {}
-        tables = {
-            name: Table(
+        tables = {}
+        for name, table in self.tables.items():
+            if reuse is not None and not drop.get(name):
+                tables[name] = reuse.tables[name]
+                continue
+            tables[name] = Table(
                 self.frame(name, drop.get(name, ())),
                 primary_key=table.primary_key,
                 foreign_keys={col: parent for col, (parent, _) in table.foreign_keys.items()}
                 or None,
                 time_column=table.time_column,
             )
-            for name, table in self.tables.items()
-        }
         return Database(tables, validate=validate)
+
+
+@functools.lru_cache(maxsize=256)
+def _categorical_dtype(categories: tuple[str, ...]) -> pd.CategoricalDtype:
+    """Cached: building a CategoricalDtype validates its categories (about a millisecond)."""
+    return pd.CategoricalDtype(list(categories))
 
 
 def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> int:

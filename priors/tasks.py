@@ -246,7 +246,7 @@ def linearize_task(
     from rdbpfn.dfs import linearize
 
     if task.drop or database is None:
-        database = db.to_database(drop=task.drop)
+        database = db.to_database(drop=task.drop, reuse=database)
     table = db.tables[task.target_table]
     cutoffs = None if task.cutoff_seconds is None else db.datetimes(task.cutoff_seconds)
     return linearize(
@@ -261,24 +261,25 @@ def linearize_task(
 def to_numeric(frame: pd.DataFrame) -> np.ndarray:
     """(n, p) float64 matrix of a feature frame: numbers as they are, booleans 0/1,
     categories as codes, missing as NaN."""
-    columns = []
-    for name in frame.columns:
+    out = np.empty((len(frame), frame.shape[1]), dtype=np.float64)
+    floats = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.float64]
+    if floats:  # one block copy for the (usual) float64 majority
+        out[:, floats] = frame.iloc[:, floats].to_numpy(dtype=np.float64)
+    for j, (name, dtype) in enumerate(frame.dtypes.items()):
+        if dtype == np.float64:
+            continue
         series = frame[name]
-        if isinstance(series.dtype, pd.CategoricalDtype):
-            codes = series.cat.codes.to_numpy().astype(np.float64)
-            codes[codes < 0] = np.nan
-            columns.append(codes)
-        elif pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series):
-            columns.append(series.to_numpy(dtype=np.float64, na_value=np.nan))
-        elif pd.api.types.is_datetime64_any_dtype(series.dtype):
-            columns.append(series.to_numpy().astype("datetime64[s]").astype(np.float64))
+        if isinstance(dtype, pd.CategoricalDtype):
+            out[:, j] = series.cat.codes.to_numpy()
+            out[out[:, j] < 0, j] = np.nan
+        elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            out[:, j] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            out[:, j] = series.to_numpy().astype("datetime64[s]").astype(np.float64)
         else:
-            codes = pd.factorize(series, sort=True)[0].astype(np.float64)
-            codes[codes < 0] = np.nan
-            columns.append(codes)
-    if not columns:
-        return np.zeros((len(frame), 0))
-    return np.stack(columns, axis=1)
+            out[:, j] = pd.factorize(series, sort=True)[0]
+            out[out[:, j] < 0, j] = np.nan
+    return out
 
 
 def informative_columns(x: np.ndarray) -> np.ndarray:
