@@ -188,3 +188,22 @@ def test_bad_arguments_raise_with_the_value_seen() -> None:
         EpisodeDataset(rank=2, world_size=2)
     with pytest.raises(TypeError, match="EpisodeDataset"):
         next(stream("single_table", batch_size=4))
+
+
+def test_real_relational_prior_streams_valid_mixed_batches() -> None:
+    """Integration with ``priors.relational.sample_tasks`` (small databases, depth 1)."""
+    dataset = EpisodeDataset("mixed", 64, 8, batch_size=4, seed=0, relational_fraction=0.5,
+                             relational_kwargs={"max_depth": 1})
+    batches = _batches(dataset, 3)
+    assert dataset.stats["databases"] >= 1
+    assert dataset.stats["relational_fallback"] == 0
+    for batch in batches:
+        assert batch["X"].shape == (4, 64, 8) and batch["y"].shape == (4, 64)
+        n_context = batch["n_context"]
+        for y in batch["y"]:
+            assert set(y[:n_context].tolist()) == {0, 1}
+            assert set(y[n_context:].tolist()) == {0, 1}
+    again = _batches(EpisodeDataset("mixed", 64, 8, batch_size=4, seed=0,
+                                    relational_fraction=0.5,
+                                    relational_kwargs={"max_depth": 1}), 3)
+    assert [_key(b) for b in again] == [_key(b) for b in batches]
