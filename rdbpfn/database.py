@@ -53,6 +53,10 @@ MISSING_TIME = np.iinfo(np.int64).max
 LATEST_CUTOFF = MISSING_TIME - 1
 """Time key that plays "no cutoff": every row with a known time is visible."""
 
+MADE_INDEX = "__row__"
+"""Index column given to a table without a primary key in an EntitySet (DFS still counts
+its rows with ``COUNT``)."""
+
 SCHEMA_FILE = "schema.json"
 """Name of the schema file that :meth:`Database.from_folder` reads."""
 
@@ -668,7 +672,7 @@ class Database:
 
         numeric -> Double, categorical -> Categorical (sorted categories), boolean ->
         Boolean/BooleanNullable, datetime -> Datetime; the time column is the time index.
-        Tables without a primary key get a made index ``"__row__"``.
+        Tables without a primary key get a made index :data:`MADE_INDEX`.
 
         Args:
             name: the EntitySet id.
@@ -735,7 +739,7 @@ class Database:
             entityset.add_dataframe(
                 dataframe_name=table_name,
                 dataframe=frame,
-                index=index if index is not None else "__row__",
+                index=index if index is not None else MADE_INDEX,
                 make_index=index is None,
                 time_index=table.time_column,
                 logical_types=types,

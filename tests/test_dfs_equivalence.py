@@ -21,6 +21,7 @@ from rdbpfn.dfs import linearize
 logging.getLogger("featuretools").setLevel(logging.ERROR)
 
 RELATIVE_TOLERANCE = 1e-9
+CUTOFFS_PER_CASE = 4
 TIME_ORIGIN = pd.Timestamp("2021-03-01")
 
 # schema: table -> (foreign keys {column: parent}, has a time column)
@@ -55,6 +56,8 @@ SCHEMAS: dict[str, dict[str, tuple[dict[str, str], bool]]] = {
         "event": ({"session_id": "session", "user_id": "user"}, True),
     },
 }
+NO_PRIMARY_KEY = {"sale", "visit", "event"}
+"""Child tables built without a primary key (still counted by COUNT)."""
 
 
 def random_database(schema: str, seed: int, numeric_time: bool = False) -> Database:
@@ -89,17 +92,21 @@ def random_database(schema: str, seed: int, numeric_time: bool = False) -> Datab
             days = rng.integers(0, 8, n)
             frame["t"] = (days.astype(float) if numeric_time
                           else TIME_ORIGIN + pd.to_timedelta(days, "D"))
-        tables[name] = Table(frame, "id", fks or None, "t" if has_time else None)
+        tables[name] = Table(frame, None if name in NO_PRIMARY_KEY else "id", fks or None,
+                             "t" if has_time else None)
     return Database(tables)
 
 
-def random_requests(db: Database, target: str, seed: int, n: int = 14,
+def random_requests(db: Database, target: str, seed: int, n: int = 12,
                     numeric_time: bool = False) -> tuple[np.ndarray, list]:
-    """Entity ids (with repeats) and cutoffs, many equal to row times of some table."""
+    """Entity ids (with repeats) and cutoffs on integer days, so equal to row times.
+
+    Few distinct cutoffs (featuretools' cost grows with their number)."""
     rng = np.random.default_rng(seed + 1000)
     ids = rng.choice(db[target].df["id"].to_numpy(), n)
     ids[-1] = ids[0]  # the same entity at another cutoff
-    days = rng.integers(0, 9, n)
+    days = rng.choice(rng.choice(9, size=CUTOFFS_PER_CASE, replace=False), n)
+    days[-1] = (days[0] + 3) % 9
     days[-2] = days[0]
     ids[-2] = ids[0]  # an exact duplicate request
     cutoffs = (list(days.astype(float)) if numeric_time
@@ -136,7 +143,7 @@ def _check(db: Database, target: str, ids: np.ndarray, cutoffs, depth: int = 2,
 
 
 @pytest.mark.parametrize(("schema", "target"), [
-    ("star", "client"), ("star", "sale"), ("snowflake", "country"), ("chain", "customer"),
+    ("star", "client"), ("star", "shop"), ("snowflake", "country"), ("chain", "customer"),
     ("chain", "item"), ("two_keys", "airport"), ("two_keys", "carrier"), ("diamond", "user"),
 ])
 def test_equal_to_featuretools_with_cutoffs(schema: str, target: str) -> None:
@@ -183,6 +190,8 @@ def test_equal_to_featuretools_sweep(seed: int) -> None:
     for schema in SCHEMAS:
         db = random_database(schema, seed=100 + seed, numeric_time=seed % 2 == 1)
         for target in db.tables:
+            if target in NO_PRIMARY_KEY:
+                continue
             ids, cutoffs = random_requests(db, target, seed=seed, numeric_time=seed % 2 == 1)
             for depth in (1, 2, 3):
                 _check(db, target, ids, cutoffs if depth != 1 else None, depth,

@@ -31,14 +31,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from rdbpfn.database import Database
+from rdbpfn.database import MADE_INDEX, Database
 
 __all__ = ["PRIMITIVES", "Feature", "Link", "build_features", "links_of"]
 
 PRIMITIVES = ("count", "max", "mean", "min", "mode", "sum")
 """Supported aggregation primitives, in featuretools' order (alphabetical)."""
 
-_NUMERIC_PRIMITIVES = ("max", "mean", "min", "sum")
 _NO_STACK_ON = {"count": ("count",), "sum": ("sum", "count"), "max": ("max",), "min": ("min",),
                 "mean": (), "mode": ()}
 """Root primitives each primitive may not be stacked on (featuretools' stacking rules)."""
@@ -168,6 +167,9 @@ class _Synthesis:
     # ------------------------------------------------------------------- steps
     def _identity_features(self, table: str) -> None:
         info = self.db[table]
+        if info.primary_key is None:  # featuretools makes an index column, first
+            self._add(Feature(table=table, name=MADE_INDEX, kind="identity", value="index",
+                              depth=0, column=MADE_INDEX))
         for column in info.df.columns:
             if column == info.primary_key:
                 value = "index"
