@@ -191,6 +191,9 @@ class EpisodeDataset(IterableDataset):
         relational_sampler: replaces ``priors.relational.sample_tasks`` (same signature).
         relational_kwargs: extra keyword arguments for the relational sampler (``n_tasks`` is
             set to ``tasks_per_database`` when the sampler takes it).
+        relabel_fraction: share of relational episodes whose label is replaced by a random
+            feature thresholded at a random row, the old label becoming a feature (the
+            published stage-2 task augmentation, :func:`priors.episode.relabel`); default 0.
     """
 
     def __init__(
@@ -213,6 +216,7 @@ class EpisodeDataset(IterableDataset):
         tasks_per_database: int = TASKS_PER_DATABASE,
         relational_sampler: RelationalSampler | None = None,
         relational_kwargs: dict[str, Any] | None = None,
+        relabel_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         if kind not in KINDS:
@@ -222,8 +226,10 @@ class EpisodeDataset(IterableDataset):
                 f"need rows >= {2 * MIN_ROWS_PER_CLASS}, columns >= 1, batch_size >= 1; got "
                 f"rows={rows}, columns={columns}, batch_size={batch_size}"
             )
-        if not 0.0 <= relational_fraction <= 1.0:
-            raise ValueError(f"relational_fraction must be in [0, 1], got {relational_fraction}")
+        for name, value in (("relational_fraction", relational_fraction),
+                            ("relabel_fraction", relabel_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         low, high = context_fraction
         if not 0.0 < low <= high < 1.0:
             raise ValueError(
@@ -267,6 +273,7 @@ class EpisodeDataset(IterableDataset):
         self.tasks_per_database = tasks_per_database
         self.relational_sampler = relational_sampler
         self.relational_kwargs = dict(relational_kwargs or {})
+        self.relabel_fraction = relabel_fraction
         share = {"single_table": Fraction(0), "relational": Fraction(1)}.get(
             kind, Fraction(relational_fraction).limit_denominator(1_000_000)
         )
@@ -382,6 +389,11 @@ class EpisodeDataset(IterableDataset):
         self, task: Table, rows: int, n_context: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         x, y = task
+        if self.relabel_fraction > 0.0 and rng.random() < self.relabel_fraction:
+            relabelled = relabel(x, y, rng)
+            if relabelled is not None:
+                x, y = relabelled
+                self.stats["relational_augmented"] += 1
         for _ in range(MAX_SLOT_ATTEMPTS):
             arrays = finalize_arrays(x, y, rows, self.columns, rng, n_context)
             if arrays is not None:
@@ -398,7 +410,7 @@ class EpisodeDataset(IterableDataset):
 def _new_stats() -> dict[str, int]:
     keys = (
         "episodes", "databases", "tasks_unusable", "tasks_relabelled", "single_table_rejected",
-        "relational_rejected", "relational_fallback",
+        "relational_rejected", "relational_fallback", "relational_augmented",
     )
     return dict.fromkeys(keys, 0)
 

@@ -146,6 +146,18 @@ def test_relational_sampler_is_asked_for_tasks_per_database_tasks() -> None:
     assert asked == [3, 3] and dataset.stats["tasks_relabelled"] == 0
 
 
+def test_relabel_fraction_augments_that_share_of_relational_episodes() -> None:
+    dataset = EpisodeDataset("relational", 50, 6, batch_size=10, seed=0, relabel_fraction=0.5,
+                             relational_sampler=FakeRelational())
+    _batches(dataset, 10)
+    # 100 episodes, P(relabel) = 0.5: binomial std 5
+    assert 35 <= dataset.stats["relational_augmented"] <= 65
+    plain = EpisodeDataset("relational", 50, 6, batch_size=10, seed=0,
+                           relational_sampler=FakeRelational())
+    _batches(plain, 2)
+    assert plain.stats["relational_augmented"] == 0
+
+
 def test_mixed_stream_holds_the_requested_share_of_relational_episodes() -> None:
     dataset = EpisodeDataset("mixed", 40, 4, batch_size=3, seed=0, relational_fraction=0.25,
                              relational_sampler=FakeRelational())
