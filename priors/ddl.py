@@ -31,11 +31,13 @@ BOOL_TYPES = ("bool", "bit")
 
 @dataclass
 class DDLColumn:
-    """A feature column: ``kind`` in integer / numeric / bool / time / categorical."""
+    """A column: ``kind`` in integer / numeric / bool / time / categorical; ``categories``
+    holds the labels of an ``ENUM('a', 'b', ...)`` type (empty otherwise)."""
 
     name: str
     kind: str
     sql_type: str
+    categories: tuple[str, ...] = ()
 
 
 @dataclass
@@ -227,7 +229,11 @@ def _parse_item(
     name, rest = _ident(tokens.group(1)), tokens.group(2)
     type_match = re.match(r"([\w ]+?(?:\([^)]*\))?)(?=\s|$)", rest.strip())
     sql_type = type_match.group(1) if type_match else rest.split()[0]
-    table.columns.append(DDLColumn(name, column_kind(sql_type), sql_type))
+    labels: tuple[str, ...] = ()
+    if sql_type.lower().startswith(("enum", "set")) and "(" in sql_type:
+        labels = tuple(dict.fromkeys(re.findall(r"'((?:[^']|'')*)'", sql_type)))
+    table.columns.append(DDLColumn(name, column_kind(sql_type), sql_type,
+                                   labels if len(labels) >= 2 else ()))
     if re.search(r"primary\s+key", rest, re.I):
         table.primary_key = name
     reference = _INLINE_REF.search(rest)

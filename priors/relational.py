@@ -325,7 +325,7 @@ def generate_database(
             foreign_keys=fks[name],
             seconds=seconds[name],
             time_column=_time_column(ddl, name, timed[name]),
-            primary_key=(ddl.tables[name].primary_key or PRIMARY_KEY) if ddl else PRIMARY_KEY,
+            primary_key=_primary_key(ddl, name),
             extra_times=extra,
         )
     return SyntheticDatabase(graph, tables, first, span)
@@ -335,6 +335,21 @@ def _time_column(ddl: DDLSchema | None, name: str, timed: bool) -> str | None:
     if ddl is None:
         return TIME_COLUMN if timed else None
     return ddl.tables[name].time_column  # a table timed only through its parents keeps none
+
+
+def _primary_key(ddl: DDLSchema | None, name: str) -> str:
+    """The DDL's primary key, or an added ``id`` column (``id_``, ... if that name is taken)
+    for a table without a single-column key."""
+    if ddl is None:
+        return PRIMARY_KEY
+    table = ddl.tables[name]
+    if table.primary_key:
+        return table.primary_key
+    taken = {c.name for c in table.columns}
+    key = PRIMARY_KEY
+    while key in taken:
+        key += "_"
+    return key
 
 
 def _keys(ddl: DDLSchema | None, name: str, n: int) -> np.ndarray:
@@ -359,8 +374,8 @@ def _ddl_specs(
                 extra_times.append(column.name)
         elif column.kind == "categorical":
             k = int(rng.integers(2, 11))
-            specs.append(ColumnSpec(column.name, "categorical",
-                                    tuple(f"{column.name}_{c}" for c in range(k))))
+            labels = column.categories or tuple(f"{column.name}_{c}" for c in range(k))
+            specs.append(ColumnSpec(column.name, "categorical", labels))
         else:
             specs.append(ColumnSpec(column.name, column.kind))
     return specs, extra_times

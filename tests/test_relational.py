@@ -109,9 +109,9 @@ CREATE TABLE customers (
 CREATE TABLE "products" (
     sku TEXT,
     price DECIMAL(10, 2),
-    category TEXT,
+    category ENUM('toys', 'books', 'food'),
     PRIMARY KEY (sku)
-);
+) ENGINE=InnoDB;
 CREATE TABLE orders (
     order_id BIGINT NOT NULL,
     customer_id INTEGER NOT NULL,
@@ -123,8 +123,11 @@ CREATE TABLE orders (
 CREATE TABLE order_items (
     order_id BIGINT,
     sku TEXT,
-    quantity SMALLINT,
-    discount REAL
+    quantity SMALLINT UNSIGNED,
+    discount REAL,
+    id INT,
+    PRIMARY KEY (order_id, sku),
+    KEY idx_sku (sku)
 );
 ALTER TABLE order_items ADD CONSTRAINT fk_o FOREIGN KEY (order_id) REFERENCES orders(order_id);
 ALTER TABLE order_items ADD FOREIGN KEY (sku) REFERENCES products (sku);
@@ -146,6 +149,9 @@ def test_ddl_parses_types_keys_and_drops_self_references():
     assert kinds == {"customer_id": "integer", "country": "categorical", "signup_date": "time",
                      "vip": "bool", "referrer_id": "integer"}
     assert column_kind("DOUBLE PRECISION") == "numeric"
+    category = schema.tables["products"].columns[2]
+    assert category.kind == "categorical" and category.categories == ("toys", "books", "food")
+    assert schema.tables["order_items"].primary_key is None
     assert column_kind("datetime2(7)") == "time"
 
 
@@ -164,7 +170,10 @@ def test_ddl_schema_is_filled():
     assert (signed_up.loc[orders["customer_id"]].to_numpy() <= orders["ordered_at"]).all()
     items = db.frame("order_items")
     assert items["sku"].isin(db.frame("products")["sku"]).all()
-    assert db.tables["order_items"].primary_key == "id"  # no key in the DDL: one is added
+    # composite key in the DDL: a key column is added, named apart from the "id" column
+    assert db.tables["order_items"].primary_key == "id_"
+    assert items["id_"].is_unique and "id" in items.columns
+    assert set(db.frame("products")["category"].dropna()) <= {"toys", "books", "food"}
     assert set(customers["vip"].dropna().unique()) <= {True, False}
     assert customers["country"].dtype == "category"
 
