@@ -378,10 +378,17 @@ def _add_outliers(x: np.ndarray, rate: float, rng: np.random.Generator) -> None:
         x[hit] = (x.mean(axis=0) + far * scale)[hit]
 
 
+def _quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Lower empirical quantiles of a column (NaN-free) at levels ``q`` in [0, 1]; one sort,
+    several times faster than ``np.quantile`` at these sizes. (n,), (m,) -> (m,)."""
+    ordered = np.sort(values)
+    return ordered[(np.asarray(q) * (len(ordered) - 1)).astype(np.intp)]
+
+
 def _bucketize(column: np.ndarray, n_categories: int, rng: np.random.Generator) -> np.ndarray:
     """Quantile bucketing into ``n_categories`` ordinal codes, randomly permuted. (n,) -> (n,)."""
     cuts = np.sort(rng.uniform(0.0, 1.0, size=n_categories - 1))
-    edges = np.quantile(column, cuts)
+    edges = _quantiles(column, cuts)
     codes = np.searchsorted(edges, column, side="right")
     return rng.permutation(n_categories)[codes].astype(float)
 
@@ -434,11 +441,11 @@ def _binarize_label(value: np.ndarray, recipe: TableRecipe, rng: np.random.Gener
         q = recipe.minority_quantile
         width = rng.uniform(q, max(q, min(0.7, 1.0 - q)))
         low_q = rng.uniform(0.0, 1.0 - width)
-        low, high = np.quantile(value, [low_q, low_q + width])
+        low, high = _quantiles(value, np.array([low_q, low_q + width]))
         y = (value >= low) & (value <= high)
     else:
         q = recipe.minority_quantile if rng.random() < 0.5 else 1.0 - recipe.minority_quantile
-        y = value > np.quantile(value, q)
+        y = value > _quantiles(value, np.array([q]))[0]
     if recipe.flip_rate > 0.0:
         y ^= rng.random(len(y)) < recipe.flip_rate
     return y.astype(np.int64)
