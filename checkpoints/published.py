@@ -20,7 +20,12 @@ from torch import Tensor
 
 from rdbpfn.model import ModelConfig, published_config
 
-__all__ = ["PUBLISHED_N_HEADS", "convert_published", "is_published_format"]
+__all__ = [
+    "PUBLISHED_N_HEADS",
+    "convert_published",
+    "is_published_format",
+    "to_published_state_dict",
+]
 
 PUBLISHED_N_HEADS = 4
 _STATE_KEY = "model_state_dict"
@@ -88,3 +93,17 @@ def convert_published(payload: dict) -> tuple[ModelConfig, dict[str, Tensor], di
         "scores": payload.get("scores"),
     }
     return config, converted, meta
+
+
+def to_published_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Our state dict (published architecture) -> the published parameter names.
+
+    The inverse of the renaming in :func:`convert_published`; used by the speed benchmark's
+    reference implementation and by tests that build a published-format file.
+    """
+    out = {}
+    for key, value in state.items():
+        for old, new in reversed(_RENAMES):
+            key = key.replace(new, old)
+        out[key] = value
+    return out

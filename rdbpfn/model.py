@@ -137,7 +137,8 @@ def published_config() -> ModelConfig:
 class ContextCache:
     """What query rows need from the context; computed once per fit.
 
-    ``keys`` / ``values``: one (B*T, H, K+N, D) tensor per layer (row attention).
+    ``keys`` / ``values``: one (B*T, H, K+N, D) tensor per layer (row attention); the
+    last layer keeps only the label column, (B, H, K+N, D), when only it is decoded.
     """
 
     mean: Tensor  # (B, 1, C) context mean of finite values
@@ -284,19 +285,30 @@ class Block(nn.Module):
         self.norm_rows = _make_norm(config)
         self.norm_ffn = _make_norm(config)
 
-    def _residual(self, h: Tensor, norm: nn.Module, sublayer) -> Tensor:
+    def _residual(self, h: Tensor, norm: nn.Module, sublayer, label_only: bool = False) -> Tensor:
+        """Residual around sublayer; with label_only the output keeps the label token only."""
+        base = h[:, :, -1:] if label_only else h
         if self.norm_first:
-            return h + sublayer(norm(h))
-        return norm(h + sublayer(h))
+            return base + sublayer(norm(h))
+        return norm(base + sublayer(h))
 
-    def _features(self, x: Tensor) -> Tensor:
-        """Attention across the T tokens of each row: (B, R, T, E) -> (B, R, T, E)."""
+    def _features(self, x: Tensor, label_only: bool = False) -> Tensor:
+        """Attention across the T tokens of each row: (B, R, T, E) -> (B, R, T, E).
+
+        label_only: only the label token queries (keys/values are all T tokens)
+        -> (B, R, 1, E); used by the last block, whose other outputs are never read.
+        """
         b, r, t, e = x.shape
         att = self.attention_between_features
-        qkv = att.project(x.reshape(b * r, t, e), slice(0, 3))  # (B*R, T, 3E)
-        q, k, v = (att.split_heads(part) for part in qkv.chunk(3, dim=-1))
+        rows = x.reshape(b * r, t, e)  # (B, R, T, E) -> (B*R, T, E)
+        if label_only:
+            q = att.split_heads(att.project(rows[:, -1:], slice(0, 1)))  # (B*R, H, 1, D)
+            k, v = (att.split_heads(p) for p in att.project(rows, slice(1, 3)).chunk(2, -1))
+        else:
+            qkv = att.project(rows, slice(0, 3))  # (B*R, T, 3E)
+            q, k, v = (att.split_heads(part) for part in qkv.chunk(3, dim=-1))
         out = att.merge_heads(F.scaled_dot_product_attention(q, k, v))
-        return att.out(out).view(b, r, t, e)
+        return att.out(out).view(b, r, -1, e)
 
     def _mlp(self, x: Tensor) -> Tensor:
         return self.linear2(self.activation(self.linear1(x)))
@@ -325,14 +337,21 @@ class Block(nn.Module):
         out = att.merge_heads(F.scaled_dot_product_attention(q, keys, values))
         return self._from_columns(att.out(out), x.shape[0])
 
-    def forward(self, h: Tensor, n_context: int) -> Tensor:
-        """h: (B, R, T, E); the first n_context rows (thinking + context) are keys/values."""
-        return self._step(h, n_context)[0]
+    def forward(self, h: Tensor, n_context: int, label_only: bool = False) -> Tensor:
+        """h: (B, R, T, E); the first n_context rows (thinking + context) are keys/values.
+
+        Returns (B, R, T, E), or (B, R, 1, E) (the label tokens) when label_only.
+        """
+        return self._step(h, n_context, label_only=label_only)[0]
 
     def _step(
-        self, h: Tensor, n_context: int, cached: tuple[Tensor, Tensor] | None = None
+        self, h: Tensor, n_context: int, cached: tuple[Tensor, Tensor] | None = None,
+        label_only: bool = False,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        h = self._residual(h, self.norm_features, self._features)
+        """One block; also returns the context keys/values of the row attention."""
+        h = self._residual(
+            h, self.norm_features, lambda x: self._features(x, label_only), label_only
+        )
         kv: tuple[Tensor, Tensor] = cached  # type: ignore[assignment]
 
         def rows(x: Tensor) -> Tensor:
@@ -376,6 +395,13 @@ class RDBPFN(nn.Module):
         self.final_norm = _make_norm(config) if config.norm_first else nn.Identity()
         d_in = config.d_model * (2 if config.decoder_input == "label_and_features" else 1)
         self.decoder = Decoder(d_in, config.decoder_hidden, config.n_classes, config.activation)
+        # The decoder reads only the label token, so the last block computes only that
+        # token (exact; saves ~1/n_layers of the compute). Not with decoder_input that
+        # also averages the feature tokens.
+        self._last_label_only = config.decoder_input == "label"
+
+    def _label_only(self, index: int) -> bool:
+        return self._last_label_only and index == len(self.blocks) - 1
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
@@ -405,7 +431,7 @@ class RDBPFN(nn.Module):
         return self.thinking_rows.view(1, k, 1, e).expand(batch, k, tokens, e)
 
     def _decode(self, h_queries: Tensor) -> Tensor:
-        """(B, Q, T, E) -> logits (B, Q, n_classes)."""
+        """(B, Q, T, E) or label tokens only (B, Q, 1, E) -> logits (B, Q, n_classes)."""
         h_queries = self.final_norm(h_queries)
         label_token = h_queries[:, :, -1]
         if self.config.decoder_input == "label_and_features":
@@ -432,8 +458,8 @@ class RDBPFN(nn.Module):
         if self.thinking_rows is not None:
             h = torch.cat([self._thinking(h.shape[0], h.shape[2]), h], dim=1)
             n_keys += self.thinking_rows.shape[0]
-        for block in self.blocks:
-            h = block(h, n_keys)
+        for index, block in enumerate(self.blocks):
+            h = block(h, n_keys, label_only=self._label_only(index))
         return self._decode(h[:, n_keys:])
 
     # ---- cached inference --------------------------------------------------------------
@@ -452,8 +478,8 @@ class RDBPFN(nn.Module):
         if self.thinking_rows is not None:
             h = torch.cat([self._thinking(h.shape[0], h.shape[2]), h], dim=1)
         keys, values = [], []
-        for block in self.blocks:
-            h, (k, v) = block._step(h, h.shape[1])
+        for index, block in enumerate(self.blocks):
+            h, (k, v) = block._step(h, h.shape[1], label_only=self._label_only(index))
             keys.append(k)
             values.append(v)
         return ContextCache(mean, inv_std, label_mean, keys, values, y_context.shape[1])
@@ -470,6 +496,8 @@ class RDBPFN(nn.Module):
             )
         labels = self.label_encoder.encode_queries(cache.label_mean, x_query.shape[1])
         h = self._embed_rows(x_query, cache.mean, cache.inv_std, labels)
-        for block, k, v in zip(self.blocks, cache.keys, cache.values, strict=True):
-            h = block._step(h, 0, (k, v))[0]
+        for index, (block, k, v) in enumerate(
+            zip(self.blocks, cache.keys, cache.values, strict=True)
+        ):
+            h = block._step(h, 0, (k, v), label_only=self._label_only(index))[0]
         return self._decode(h)

@@ -17,7 +17,11 @@ from sklearn.utils.estimator_checks import check_classifiers_train
 
 import checkpoints
 from checkpoints import load_checkpoint, save_checkpoint
-from checkpoints.published import _RENAMES, convert_published, is_published_format
+from checkpoints.published import (
+    convert_published,
+    is_published_format,
+    to_published_state_dict,
+)
 from rdbpfn.classifier import RDBPFNClassifier
 from rdbpfn.model import RDBPFN, ModelConfig, published_config
 
@@ -33,22 +37,12 @@ needs_peer = pytest.mark.skipif(
 )
 
 
-def _to_published_names(state: dict) -> dict:
-    """Our parameter names -> the published ones (the inverse of the converter)."""
-    out = {}
-    for key, value in state.items():
-        for old, new in reversed(_RENAMES):
-            key = key.replace(new, old)
-        out[key] = value
-    return out
-
-
 def test_synthetic_published_payload_converts_exactly(tmp_path: Path) -> None:
     config = ModelConfig(**{**published_config().to_dict(), "d_model": 16, "d_ffn": 24,
                             "n_layers": 2, "decoder_hidden": 20})
     torch.manual_seed(0)
     model = RDBPFN(config).eval()
-    payload = {"model_state_dict": _to_published_names(model.state_dict()), "step": 7,
+    payload = {"model_state_dict": to_published_state_dict(model.state_dict()), "step": 7,
                "train_time": 1.0, "eval_time": 0.5, "scores": {"roc_auc": 0.5}}
     assert is_published_format(payload)
     assert "transformer_blocks.1.self_attention_between_datapoints.in_proj_weight" in (
