@@ -39,6 +39,8 @@ DEPTH_ONE_PROBABILITY = 0.75
 # DFS columns kept per task, as a multiple of the episode width (the paper keeps 60 / 90
 # columns for 30-wide episodes at depth 1 / 2).
 OVERGENERATE = {1: 2, 2: 3}
+# The DFS computes at most DFS_MARGIN x that many (a random subset of all its features).
+DFS_MARGIN = 1.5
 # A task needs this many rows in its smaller class (and this share of its rows).
 MIN_CLASS_ROWS = 8
 MIN_CLASS_SHARE = 0.03
@@ -237,16 +239,27 @@ def linearize_task(
     task: TaskSpec,
     max_depth: int,
     database: Database | None = None,
+    max_features: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """DFS features of a task's rows, one row per (entity, cutoff), in the task's order.
 
-    ``database``: ``db.to_database()`` if already built (tasks without dropped columns
-    reuse it).
+    ``database``: ``db.to_database()`` if already built (tables without dropped columns are
+    reused). ``max_features`` (with ``rng``): compute only a random subset of that many of
+    the DFS features (in their DFS order) instead of all of them.
     """
-    from rdbpfn.dfs import linearize
+    from rdbpfn.dfs import feature_names, linearize
 
     if task.drop or database is None:
         database = db.to_database(drop=task.drop, reuse=database)
+    features = None
+    if max_features is not None:
+        if rng is None:
+            raise ValueError("linearize_task: max_features needs rng to choose the subset")
+        names = feature_names(database, task.target_table, max_depth)
+        if len(names) > max_features:
+            chosen = np.sort(rng.choice(len(names), size=max_features, replace=False))
+            features = [names[j] for j in chosen]
     table = db.tables[task.target_table]
     cutoffs = None if task.cutoff_seconds is None else db.datetimes(task.cutoff_seconds)
     return linearize(
@@ -255,6 +268,7 @@ def linearize_task(
         table.keys[task.rows],
         cutoff_times=cutoffs,
         max_depth=max_depth,
+        features=features,
     )
 
 
@@ -316,9 +330,11 @@ def tasks_for_database(
             continue
         seen.add((task.kind, task.target_table, task.source))
         depth = max_depth or (1 if rng.random() < DEPTH_ONE_PROBABILITY else 2)
-        x = to_numeric(linearize_task(db, task, depth, database))
-        x = x[:, informative_columns(x)]
         keep = OVERGENERATE[depth] * columns
+        # computed with a margin for the columns that turn out constant on these rows
+        frame = linearize_task(db, task, depth, database, int(DFS_MARGIN * keep), rng)
+        x = to_numeric(frame)
+        x = x[:, informative_columns(x)]
         if x.shape[1] > keep:
             x = x[:, np.sort(rng.choice(x.shape[1], size=keep, replace=False))]
         out.append((x, task.labels))
