@@ -51,6 +51,11 @@ FEATURE_COLUMNS_PER_TABLE = (3, 10)
 TIMED_SOURCE_PROBABILITY = 0.4
 TIMED_TABLE_PROBABILITY = 0.5
 LATENT_DIMS = (8, 12, 16)
+# Share of categorical feature columns (drawn per database).
+CATEGORICAL_FRACTION_RANGE = (0.15, 0.6)
+# Scale of a table's temporal features in its latent initialisation and content (drawn per
+# table): how strongly its rows drift, cycle and spike with time.
+TEMPORAL_STRENGTH_RANGE = (0.3, 2.0)
 # Time span of a database, in days, and the range of its first day.
 TIME_SPAN_DAYS = (60, 3650)
 FIRST_DAY = np.datetime64("2000-01-01", "s")
@@ -238,7 +243,7 @@ def generate_database(
     span = int(rng.uniform(*TIME_SPAN_DAYS) * SECONDS_PER_DAY)
     first = FIRST_DAY + np.timedelta64(int(rng.integers(FIRST_DAY_RANGE_DAYS)) * SECONDS_PER_DAY,
                                        "s")
-    categorical_fraction = float(rng.uniform(0.15, 0.6))
+    categorical_fraction = float(rng.uniform(*CATEGORICAL_FRACTION_RANGE))
     if isinstance(linker, str):
         linker = LinkerConfig(mode=linker)
 
@@ -275,7 +280,7 @@ def generate_database(
         else:
             seconds[name] = None
             times = rng.random(n)  # hidden: conditions the latent state only
-        temporal[name] = signature.features(times) * rng.uniform(0.3, 2.0)
+        temporal[name] = signature.features(times) * rng.uniform(*TEMPORAL_STRENGTH_RANGE)
         mlp_init = RandomMLP.sample(rng, d + N_TEMPORAL_FEATURES, 2 * d, d)
         z0 = initial_latents(rng, mlp_init, temporal[name], d)
         available = times if timed[name] else np.zeros(n)
