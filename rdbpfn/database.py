@@ -683,6 +683,15 @@ class Database:
                 the parsed time column (datetimes normalised to tz-naive UTC).
         """
         import featuretools as ft
+
+        for rel in self.relationships:
+            if rel.column == self.tables[rel.child].primary_key:
+                raise ValueError(
+                    f"table {rel.child!r}: column {rel.column!r} is both the primary key and "
+                    f"a foreign key to {rel.parent!r}; featuretools cannot represent that "
+                    "(rdbpfn's vectorized DFS can). For featuretools, give the table a "
+                    "separate primary key column."
+                )
         from woodwork.logical_types import (
             Boolean,
             BooleanNullable,

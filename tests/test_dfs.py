@@ -247,3 +247,19 @@ def test_select_features_rule() -> None:
     assert "noise" not in select_features(context, 10)
     with pytest.raises(ValueError, match=r"y_context has 3 labels for 200 rows"):
         select_features(X, 2, [0, 1, 0])
+
+
+def test_one_to_one_table_whose_primary_key_is_a_foreign_key() -> None:
+    db = shop()
+    profile = pd.DataFrame({"id": [1, 3], "height": [1.8, 1.6]})
+    tables = dict(db.tables, profile=Table(profile, "id", {"id": "customers"}))
+    linked = Database(tables)
+    frame = linearize(linked, "customers", [1, 2, 3], None, max_depth=1)
+    assert frame["MEAN(profile.height)"].tolist()[0] == 1.8
+    assert np.isnan(frame["MEAN(profile.height)"].tolist()[1])
+    assert frame["MAX(profile.height)"].tolist()[2] == 1.6
+    back = linearize(linked, "profile", [3], None, max_depth=1)
+    assert back.loc[0, "customers.age"] == 50
+    with pytest.raises(ValueError, match=r"column 'id' is both the primary key and a foreign "
+                                         r"key to 'customers'; featuretools cannot"):
+        linked.to_entityset()

@@ -17,6 +17,7 @@ import pytest
 
 from rdbpfn.database import Database, Table
 from rdbpfn.dfs import linearize
+from rdbpfn.dfs.featuretools_engine import differences
 
 logging.getLogger("featuretools").setLevel(logging.ERROR)
 
@@ -88,6 +89,7 @@ def random_database(schema: str, seed: int, numeric_time: bool = False) -> Datab
         flags = pd.array(rng.random(n) < 0.5, dtype="boolean")
         flags[rng.random(n) < 0.1] = pd.NA
         frame["flag"] = flags
+        frame["seen"] = TIME_ORIGIN + pd.to_timedelta(rng.integers(0, 50, n), "h")  # ignored
         if has_time:
             days = rng.integers(0, 8, n)
             frame["t"] = (days.astype(float) if numeric_time
@@ -116,20 +118,20 @@ def random_requests(db: Database, target: str, seed: int, n: int = 12,
 
 def assert_same_frames(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
     """Same columns (and order), same missing cells, values equal to 1e-9 relative."""
-    assert list(ours.columns) == list(reference.columns)
-    assert len(ours) == len(reference)
-    for column in ours.columns:
-        a, b = ours[column], reference[column]
-        categorical = isinstance(a.dtype, pd.CategoricalDtype)
-        assert categorical == isinstance(b.dtype, pd.CategoricalDtype), column
-        if categorical:
-            assert a.astype(object).where(a.notna(), None).tolist() == \
-                b.astype(object).where(b.notna(), None).tolist(), column
-            continue
-        x, y = a.to_numpy(np.float64), b.to_numpy(np.float64)
-        np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=column)
-        np.testing.assert_allclose(x[~np.isnan(x)], y[~np.isnan(y)], rtol=RELATIVE_TOLERANCE,
-                                   atol=0, err_msg=column)
+    found = differences(ours, reference, rtol=RELATIVE_TOLERANCE)
+    assert not found, found[:10]
+
+
+def test_differences_detects_each_kind_of_mismatch() -> None:
+    frame = pd.DataFrame({"x": [1.0, np.nan], "c": pd.Categorical(["a", None])})
+    assert differences(frame, frame.copy()) == []
+    assert differences(frame, frame.assign(x=[1.0 + 1e-8, np.nan])) == [
+        "x: row 0: 1.0 vs 1.00000001"]
+    assert differences(frame, frame.assign(x=[1.0 + 1e-12, np.nan])) == []
+    assert differences(frame, frame.assign(x=[1.0, 0.0])) == ["x: row 1: nan vs 0.0"]
+    assert differences(frame, frame.assign(c=pd.Categorical(["a", "a"]))) == [
+        "c: row 1: None vs 'a'"]
+    assert differences(frame, frame[["c", "x"]])[0].startswith("columns differ")
 
 
 def _check(db: Database, target: str, ids: np.ndarray, cutoffs, depth: int = 2,
@@ -170,6 +172,16 @@ def test_equal_to_featuretools_numeric_times() -> None:
     db = random_database("star", seed=13, numeric_time=True)
     ids, cutoffs = random_requests(db, "client", seed=6, numeric_time=True)
     _check(db, "client", ids, cutoffs)
+
+
+def test_equal_to_featuretools_single_table() -> None:
+    db = random_database("star", seed=15)
+    single = Database({"client": db["client"]})
+    ids, cutoffs = random_requests(single, "client", seed=8)
+    columns = list(_check(single, "client", ids, cutoffs).columns)
+    # featuretools caps a one-table database at depth 1: only the table's own columns
+    assert columns == [c for c, kind in single["client"].column_kinds.items()
+                       if kind in ("numeric", "categorical", "boolean")]
 
 
 def test_equal_to_featuretools_depth_one_and_primitive_subset() -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from rdbpfn.database import LATEST_CUTOFF, MISSING_TIME, Database
 
-__all__ = ["linearize_featuretools"]
+__all__ = ["differences", "linearize_featuretools"]
 
 _TIME_ORIGIN = pd.Timestamp("2000-01-01")
 
@@ -126,3 +126,41 @@ def linearize_featuretools(
         else:
             out[name] = _as_float(values)
     return pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+
+
+def differences(ours: pd.DataFrame, reference: pd.DataFrame,
+                rtol: float = 1e-9) -> list[str]:
+    """Where two ``linearize`` outputs differ (empty list = equal).
+
+    Equal means: same columns in the same order, same number of rows, same categorical
+    columns with equal labels, and for the others the same missing cells and values equal
+    to ``rtol`` relative (no absolute tolerance).
+    """
+    if list(ours.columns) != list(reference.columns):
+        only_ours = [c for c in ours.columns if c not in reference.columns]
+        only_reference = [c for c in reference.columns if c not in ours.columns]
+        return [f"columns differ: only ours {only_ours[:5]}, only reference "
+                f"{only_reference[:5]}, or a different order"]
+    if len(ours) != len(reference):
+        return [f"{len(ours)} rows vs {len(reference)}"]
+    found = []
+    for column in ours.columns:
+        a, b = ours[column], reference[column]
+        categorical = isinstance(a.dtype, pd.CategoricalDtype)
+        if categorical != isinstance(b.dtype, pd.CategoricalDtype):
+            found.append(f"{column}: categorical in one frame only")
+            continue
+        if categorical:
+            left = a.astype(object).where(a.notna(), None).tolist()
+            right = b.astype(object).where(b.notna(), None).tolist()
+            if left != right:
+                row = next(i for i, (x, y) in enumerate(zip(left, right, strict=True)) if x != y)
+                found.append(f"{column}: row {row}: {left[row]!r} vs {right[row]!r}")
+            continue
+        x, y = a.to_numpy(np.float64), b.to_numpy(np.float64)
+        both_missing = np.isnan(x) & np.isnan(y)
+        close = np.isclose(x, y, rtol=rtol, atol=0.0) | both_missing
+        if not close.all():
+            row = int(np.flatnonzero(~close)[0])
+            found.append(f"{column}: row {row}: {float(x[row])!r} vs {float(y[row])!r}")
+    return found
