@@ -126,7 +126,7 @@ class ValidationConfig:
     every_steps: int = 200
     seed: int = 987_654_321
     synthetic_kinds: tuple[str, ...] = ("single_table", "relational")
-    synthetic_episodes: int = 32
+    synthetic_episodes: int = 24
     rows: int = 256
     columns: int = 18
     real_sets: tuple[str, ...] = (
@@ -136,13 +136,13 @@ class ValidationConfig:
         "digits_3_vs_8",
         "digits_even",
     )
-    real_draws: int = 4
+    real_draws: int = 3
     real_context_rows: int = 128
-    real_query_rows: int = 256
+    real_query_rows: int = 128
     relational: bool = True
     relational_context_rows: tuple[int, ...] = (64, 256)
-    relational_query_rows: int = 300
-    relational_draws: int = 2
+    relational_query_rows: int = 128
+    relational_draws: int = 1
     select_metric: str = "score"
 
     def __post_init__(self) -> None:

@@ -341,7 +341,8 @@ def train(
     optimizer = build_optimizer(config, model)
     counters = Counters()
     if resume and state_path.exists():
-        payload = load_train_state(state_path, map_location=context.device)
+        # CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        payload = load_train_state(state_path, map_location="cpu")
         saved_config = TrainConfig.from_dict(payload["config"])
         counters = Counters.from_dict(payload["counters"])
         problems = resume_compatible(saved_config, config, counters.step)
