@@ -26,7 +26,7 @@ the all-zero padding columns added by the priors, and all-NaN columns) are 0.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -85,8 +85,6 @@ class ModelConfig:
     max_features: int = 100
     """Widest input one forward pass receives from the classifier (the trained width or a
     little more); wider tables are handled by the classifier with feature subsets."""
-    extra: dict = field(default_factory=dict)
-    """Free-form notes (never read by the model), e.g. the training curriculum."""
 
     def __post_init__(self) -> None:
         # JSON round-trips turn tuples into lists: normalise so that equality holds.
@@ -319,9 +317,10 @@ class Block(nn.Module):
         return x.transpose(1, 2).reshape(b * t, r, e)
 
     def _from_columns(self, x: Tensor, b: int) -> Tensor:
-        """(B*T, R, E) -> (B, R, T, E)."""
+        """(B*T, R, E) -> (B, R, T, E), contiguous: a strided result would make every later
+        elementwise op and linear layer copy (measured: ~15% of query time)."""
         bt, r, e = x.shape
-        return x.view(b, bt // b, r, e).transpose(1, 2)
+        return x.view(b, bt // b, r, e).transpose(1, 2).contiguous()
 
     def context_keys_values(self, context_normed: Tensor) -> tuple[Tensor, Tensor]:
         """(B, K+N, T, E) (already normed if pre-norm) -> keys, values (B*T, H, K+N, D)."""

@@ -105,6 +105,22 @@ def test_config_round_trip_rebuilds_the_same_model(name: str) -> None:
         torch.testing.assert_close(rebuilt(x, y), model(x, y), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["default_small", "published_small"])
+def test_last_block_label_only_is_exact(name: str) -> None:
+    """The last block computes only the label token; the full block gives the same logits."""
+    model = _model(name)
+    x, y = _episode(seed=13)
+    with torch.no_grad():
+        pruned = model(x, y)
+        model._last_label_only = False
+        full = model(x, y)
+    torch.testing.assert_close(pruned, full, atol=TOLERANCE, rtol=0)
+
+
+def test_config_is_hashable() -> None:
+    assert len({ModelConfig(), ModelConfig(), published_config()}) == 2
+
+
 def test_published_config_has_the_published_parameter_count() -> None:
     assert RDBPFN(published_config()).n_parameters() == 692_738
 
