@@ -335,6 +335,8 @@ def tasks_for_database(
         frame = linearize_task(db, task, depth, database, int(DFS_MARGIN * keep), rng)
         x = to_numeric(frame)
         x = x[:, informative_columns(x)]
+        if x.shape[1] == 0:  # nothing varies across these rows: no task
+            continue
         if x.shape[1] > keep:
             x = x[:, np.sort(rng.choice(x.shape[1], size=keep, replace=False))]
         out.append((x, task.labels))
