@@ -15,13 +15,14 @@ Timings: vectorized = median of several runs, each on a *new* Database object (n
 sort orders or codes: what the synthetic prior pays); "warm" = the same database again.
 featuretools = one run of ``linearize(engine="featuretools")`` (EntitySet + ``ft.dfs``).
 featuretools' cost grows linearly with the number of distinct cutoffs (it recomputes
-everything per cutoff), so where running it on all requests takes too long it runs on a
-sample of requests with distinct cutoffs and its time is extrapolated by
-(distinct cutoffs in the case / distinct cutoffs in the sample); the table says so. The
-featuretools sample is also checked equal to the vectorized output
-(``rdbpfn.dfs.featuretools_engine.differences``). Peak memory: the largest traced
-allocation (``tracemalloc``, Python objects + numpy buffers) during one call, measured in a
-separate run so that tracing does not slow the timed one.
+everything once per cutoff), so where running it on every request takes too long it runs
+on all the requests of a subset of the cutoffs -- (b): 60 of the 600 (one request each),
+(c): 3 of the 44 seasons (all ~45 players of each) -- and its time is extrapolated by
+(cutoffs in the case / cutoffs in the sample); the table says so. The featuretools sample
+is also checked equal to the vectorized output (``differences``, 1e-9 relative). Peak
+memory: the largest traced allocation (``tracemalloc``: Python objects + numpy buffers)
+during one call on the same requests, measured in a separate run so that tracing does not
+slow the timed one.
 """
 
 from __future__ import annotations

@@ -189,6 +189,9 @@ class _Evaluator:
         self.compiled = compiled(db)
         self.cutoff_keys = cutoff_keys  # (c,) sorted unique int64
         self.side = "right" if include_cutoff_time else "left"
+        # a target row created after its cutoff is absent (featuretools' default row)
+        root = _Requests(root.table, self._visible(root.table, root.rows, root.cutoff),
+                         root.cutoff)
         self.nodes: dict[_Key, _Requests] = {(): root}
         self.offsets: dict[_Key, np.ndarray] = {}  # backward hop: (m_parent + 1,)
         self.inverse: dict[_Key, np.ndarray] = {}  # forward hop: (m_child,) into parents
@@ -321,8 +324,6 @@ def evaluate_features(
     cutoff = cutoff.reshape(-1).astype(np.int64)
     evaluator = _Evaluator(db, _Requests(target_table, np.asarray(rows, np.int64), cutoff),
                            unique_keys, include_cutoff_time)
-    root = evaluator.nodes[()]
-    root.rows = evaluator._visible(target_table, root.rows, root.cutoff)
     columns: dict[str, object] = {}
     for feature in features:
         values = evaluator.evaluate(feature)
@@ -332,4 +333,4 @@ def evaluate_features(
             columns[feature.name] = pd.Categorical.from_codes(values, categories=categories)
         else:
             columns[feature.name] = values
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(root.rows)))
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
