@@ -93,11 +93,27 @@ def fit_budget(
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks of each column of a (n, p) float matrix; NaN -> the column's median."""
-    values = values.copy()
-    medians = np.nanmedian(np.where(np.isnan(values).all(axis=0), 0.0, values), axis=0)
-    missing = np.isnan(values)
-    values[missing] = np.broadcast_to(medians, values.shape)[missing]
-    return pd.DataFrame(values).rank(method="average").to_numpy(dtype=np.float64)
+    n = len(values)
+    ordered = np.sort(values, axis=0)  # NaN last
+    present = (~np.isnan(values)).sum(axis=0)
+    low = np.clip((present - 1) // 2, 0, n - 1)
+    high = np.clip(present // 2, 0, n - 1)
+    medians = 0.5 * (np.take_along_axis(ordered, low[None], 0)[0]
+                     + np.take_along_axis(ordered, high[None], 0)[0])
+    medians[present == 0] = 0.0
+    filled = np.where(np.isnan(values), medians[None, :], values)
+    by_column = np.ascontiguousarray(filled.T)  # (p, n)
+    order = np.argsort(by_column, axis=1, kind="stable")
+    ordered = np.take_along_axis(by_column, order, axis=1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = np.cumsum(starts.ravel()) - 1  # (p * n,) tie groups, numbered across columns
+    first = np.flatnonzero(starts.ravel()) % n  # 0-based position where each group starts
+    size = np.bincount(group)
+    average = first + (size + 1) / 2  # ties share the average of their 1-based ranks
+    ranks = np.empty_like(by_column)
+    np.put_along_axis(ranks, order, average[group].reshape(ordered.shape), axis=1)
+    return ranks.T
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:
@@ -106,23 +122,21 @@ def _standardize(values: np.ndarray) -> np.ndarray:
     return np.divide(centered, scale, out=np.zeros_like(centered), where=scale > 0)
 
 
-def _label_scores(frame: pd.DataFrame, codes: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _label_scores(codes: np.ndarray, ranked: np.ndarray, categorical: np.ndarray,
+                  y: np.ndarray) -> np.ndarray:
+    """Association of each column with the label: |Spearman| (numeric) or the correlation
+    ratio (categorical, missing as its own category); max over one-vs-rest targets."""
     classes = np.unique(y)
     targets = [y == c for c in (classes[1:] if len(classes) == 2 else classes)]
-    ranked = _standardize(_ranks(codes))
-    scores = np.zeros(frame.shape[1])
+    scores = np.zeros(codes.shape[1])
     for target in targets:
         t = _standardize(target.astype(np.float64)[:, None])[:, 0]
-        spearman = np.abs(t @ ranked) / len(t)
-        for j, column in enumerate(frame.columns):
-            if isinstance(frame[column].dtype, pd.CategoricalDtype):
-                groups = np.where(np.isnan(codes[:, j]), -1, codes[:, j])
-                means = pd.Series(target).groupby(groups).transform("mean").to_numpy()
-                total = target.var()
-                eta = np.sqrt(means.var() / total) if total > 0 else 0.0
-                scores[j] = max(scores[j], eta)
-            else:
-                scores[j] = max(scores[j], spearman[j])
+        scores = np.maximum(scores, np.where(categorical, 0.0, np.abs(t @ ranked) / len(t)))
+        total = target.var()
+        for j in np.flatnonzero(categorical):
+            groups = np.where(np.isnan(codes[:, j]), -1, codes[:, j])
+            means = pd.Series(target).groupby(groups).transform("mean").to_numpy()
+            scores[j] = max(scores[j], np.sqrt(means.var() / total) if total > 0 else 0.0)
     return scores
 
 
@@ -151,15 +165,14 @@ def select_features(
     columns = list(X_context.columns)
     if not columns or len(X_context) == 0:
         return columns[:max_features]
-    codes = np.column_stack([
-        X_context[c].cat.codes.to_numpy(np.float64) if isinstance(
-            X_context[c].dtype, pd.CategoricalDtype) else X_context[c].to_numpy(np.float64)
-        for c in columns
-    ])
-    if any(isinstance(X_context[c].dtype, pd.CategoricalDtype) for c in columns):
-        categorical = [isinstance(X_context[c].dtype, pd.CategoricalDtype) for c in columns]
-        codes[:, categorical] = np.where(codes[:, categorical] < 0, np.nan,
-                                         codes[:, categorical])
+    categorical = np.array([isinstance(d, pd.CategoricalDtype) for d in X_context.dtypes])
+    codes = np.empty(X_context.shape, dtype=np.float64)
+    if (~categorical).any():
+        codes[:, ~categorical] = X_context.iloc[:, np.flatnonzero(~categorical)].to_numpy(
+            np.float64, na_value=np.nan)
+    for j in np.flatnonzero(categorical):
+        column_codes = X_context.iloc[:, j].cat.codes.to_numpy(np.float64)
+        codes[:, j] = np.where(column_codes < 0, np.nan, column_codes)
     # (a) constant (missing is a value) and (b) exact duplicates, keeping the first
     filled = np.where(np.isnan(codes), np.inf, codes)
     varies = (filled != filled[:1]).any(axis=0)
@@ -170,19 +183,24 @@ def select_features(
     if len(candidates) == 0:
         return []
     # (c) order by label association (stable: featuretools order on ties / without labels)
-    if y_context is not None:
-        scores = _label_scores(X_context.iloc[:, candidates], codes[:, candidates],
-                               np.asarray(y_context))
-        candidates = candidates[np.argsort(-np.round(scores, 12), kind="stable")]
-    # (d) greedy decorrelation
     ranked = _standardize(_ranks(codes[:, candidates]))
+    if y_context is not None:
+        scores = _label_scores(codes[:, candidates], ranked, categorical[candidates],
+                               np.asarray(y_context))
+        order = np.argsort(-np.round(scores, 12), kind="stable")
+        candidates, ranked = candidates[order], ranked[:, order]
+    # (d) greedy decorrelation
+    n_rows = len(ranked)
+    kept_columns = np.empty((n_rows, min(max_features, len(candidates))), order="F")
     kept: list[int] = []
     for position in range(len(candidates)):
-        if len(kept) == max_features:
+        if len(kept) == kept_columns.shape[1]:
             break
+        column = ranked[:, position]
         if kept:
-            correlation = np.abs(ranked[:, position] @ ranked[:, kept]) / len(ranked)
+            correlation = np.abs(column @ kept_columns[:, : len(kept)]) / n_rows
             if correlation.max() >= correlation_limit:
                 continue
+        kept_columns[:, len(kept)] = column
         kept.append(position)
     return [columns[i] for i in sorted(candidates[kept])]
