@@ -263,3 +263,21 @@ def test_one_to_one_table_whose_primary_key_is_a_foreign_key() -> None:
     with pytest.raises(ValueError, match=r"column 'id' is both the primary key and a foreign "
                                          r"key to 'customers'; featuretools cannot"):
         linked.to_entityset()
+
+
+def test_mode_sparse_path_equals_dense_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rdbpfn.dfs import vectorized
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(-1, 6, 400)
+    offsets = np.concatenate([[0], np.sort(rng.integers(0, 400, 59)), [400]])
+    dense = vectorized._segment_mode(codes, offsets, 6)
+    monkeypatch.setattr(vectorized, "MODE_DENSE_LIMIT", 0)
+    sparse = vectorized._segment_mode(codes, offsets, 6)
+    np.testing.assert_array_equal(dense, sparse)
+    # reference: most frequent present code, ties to the smallest, -1 if none
+    for i in range(len(offsets) - 1):
+        segment = codes[offsets[i]:offsets[i + 1]]
+        segment = segment[segment >= 0]
+        expected = np.bincount(segment, minlength=6).argmax() if len(segment) else -1
+        assert dense[i] == expected
