@@ -360,8 +360,6 @@ def train(
         optimizer.load_state_dict(payload["optimizer"])
         set_rng_states(payload["rng"][context.rank])
         counters.finished = counters.step >= config.total_steps
-    elif context.is_main:
-        truncate_log(out_dir / LOG_FILE, -1)
 
     if context.is_main:
         write_json(out_dir / CONFIG_FILE, config.to_dict())
@@ -383,7 +381,11 @@ def train(
         stopped_by = runner.run(stop, max_minutes, max_steps)
     finally:
         stop.restore()
-        runner.close()
+        runner.progress.close()
+    if context.world_size > 1:
+        # Only after a clean finish: a rank that failed must exit so that torchrun notices.
+        dist.barrier()
+        dist.destroy_process_group()
     return TrainResult(out_dir, counters.step, counters.finished, stopped_by, counters.to_dict())
 
 
@@ -675,8 +677,4 @@ class _Runner:
             )
         return stopped_by
 
-    def close(self) -> None:
-        self.progress.close()
-        if self.context.world_size > 1 and dist.is_initialized():
-            dist.barrier()
 
