@@ -33,7 +33,7 @@ from torch import nn
 
 from priors.episode import finalize_arrays
 from priors.single_table import SingleTablePrior
-from priors.stream import EpisodeDataset
+from priors.streaming import EpisodeDataset
 
 # Seconds per database of the published generator, measured on 2 cores (rdbpfn-official.md).
 PUBLISHED_SECONDS_PER_DATABASE = 35.0

@@ -9,7 +9,7 @@ generator):
 - :class:`Episode` -- one in-context task: ``X`` (rows, columns), ``y`` (rows,), ``n_context``.
 
 Modules: :mod:`priors.single_table` (SCM prior), :mod:`priors.episode` (shape, split,
-validity), :mod:`priors.stream` (streaming), :mod:`priors.relational` (relational prior).
+validity), :mod:`priors.streaming` (streaming), :mod:`priors.relational` (relational prior).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "stream": "priors.stream",
-    "EpisodeDataset": "priors.stream",
+    "stream": "priors.streaming",
+    "EpisodeDataset": "priors.streaming",
     "Episode": "priors.episode",
 }
 
@@ -29,11 +29,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'priors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    # Importing the submodule priors.stream binds the *module* to priors.stream; rebind the
-    # function of the same name (the submodule is also callable, for imports in other orders).
-    globals()[name] = value
-    return value
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
 def __dir__() -> list[str]:

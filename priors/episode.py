@@ -6,7 +6,7 @@ into an :class:`Episode`:
 1. rows are shuffled and subsampled to ``rows``. A table with fewer rows is **rejected**
    (``None``): a batch needs one fixed shape, and padding rows would leak into attention. The
    stream retries (or, when allowed, cuts a whole batch to fewer rows; see
-   :class:`priors.stream.EpisodeDataset`);
+   :class:`priors.streaming.EpisodeDataset`);
 2. columns that are constant on those rows (NaN ignored) are dropped, the rest are randomly
    permuted and subsampled to ``columns``; narrower tables are padded on the right with all-zero
    columns (a constant column carries no information: the model standardises it to 0);

@@ -151,8 +151,7 @@ def held_back_episodes(
     kind: str, rows: int, columns: int, count: int, seed: int
 ) -> list[ValidationEpisode]:
     """The first ``count`` episodes of ``priors.stream(kind, rows, columns, seed)``."""
-    # priors.stream is both a module and its function: import the function explicitly.
-    from priors.stream import stream as prior_stream
+    from priors import stream as prior_stream
 
     stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed)
     episodes = []

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
-import types
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
@@ -433,14 +431,3 @@ def stream(
     dataset = EpisodeDataset(kind, rows, columns, 1, seed, **kwargs)
     for batch in dataset:
         yield Episode(X=batch["X"][0], y=batch["y"][0], n_context=batch["n_context"])
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``priors.stream(...)`` call :func:`stream` even where ``priors.stream`` resolves to
-    this module (after ``import priors.stream``, the package attribute is the submodule)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[Episode]:
-        return stream(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import priors
-from priors.stream import EpisodeDataset, stream
+from priors.streaming import EpisodeDataset, stream
 
 
 class FakeRelational:
