@@ -254,3 +254,22 @@ def test_no_checkpoint_says_what_to_pass(tmp_path: Path, monkeypatch: pytest.Mon
     X, y = _data(seed=15)
     with pytest.raises(CheckpointNotFoundError, match="(?s)No trained.*model_path="):
         RDBPFNClassifier().fit(X, y)
+
+
+def test_threaded_queries_match_row_by_row_and_restore_threads(tiny: Path) -> None:
+    X, y = _data(n=300, seed=16)
+    clf = RDBPFNClassifier(model_path=tiny, n_estimators=2, query_batch_size=64)
+    clf.fit(X[:40], y[:40])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        together = clf.predict_proba(X[40:])
+        assert torch.get_num_threads() == 2
+        rows = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(40, 300, 37)])
+        shuffled = np.random.default_rng(0).permutation(np.arange(40, 300))
+        reordered = clf.predict_proba(X[shuffled])
+    finally:
+        torch.set_num_threads(before)
+    # Float32 kernels give batch-size-dependent rounding (~1e-8); sklearn allows 1e-7.
+    np.testing.assert_allclose(rows, together[::37], atol=1e-7, rtol=0)
+    np.testing.assert_allclose(reordered, together[shuffled - 40], atol=1e-9, rtol=0)
