@@ -1,7 +1,8 @@
 """``python -m eval``: the few-shot benchmark on real relational databases (the main job).
 
 Full protocol: 5 tasks x k in {64, 128, 256, 512, 1024} x 10 seeds, test sample of 2,000 rows,
-all methods. ``--quick``: k in {64, 256, 1024}, 2 seeds, 500 test rows, no xgboost-paper.
+every method but xgboost-paper (add it with ``--methods``; 5,000 deep trees cost minutes per
+draw on CPU). ``--quick``: k in {64, 256}, 2 seeds, 500 test rows.
 Writes CSV, JSON, markdown and PNG plots into ``--out`` (default ``results/``) and prints the
 table. ``--suite single-table`` runs the single-table check instead, ``all`` runs both.
 """
@@ -14,11 +15,12 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
-QUICK_KS = (64, 256, 1024)
+QUICK_KS = (64, 256)
 QUICK_SEEDS = 2
 QUICK_TEST_ROWS = 500
+DEFAULT_WORKERS_CAP = 2
+DEFAULT_WORKERS = min(DEFAULT_WORKERS_CAP, os.cpu_count() or 1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,13 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=None, help=f"default {N_SEEDS}")
     parser.add_argument("--test-rows", type=int, default=None, help=f"default {TEST_ROWS}")
     parser.add_argument("--max-features", type=int, default=None,
-                        help="feature budget per task (default eval.features.FEATURE_BUDGET)")
+                        help="columns per draw, chosen from the context rows (default "
+                        "eval.features.FEATURE_BUDGET = 100)")
     parser.add_argument("--checkpoint", default=None,
                         help="RDB-PFN checkpoint (default: checkpoints.resolve_checkpoint())")
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for each method (default: all cores)")
+                        help="CPU threads per method (default 1; see --workers)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help="processes running (task, seed) units in parallel (default: "
+                        f"min({DEFAULT_WORKERS_CAP}, cores) = {DEFAULT_WORKERS})")
     parser.add_argument("--out", default="results", help="output directory")
     parser.add_argument("--cache-dir", default=None,
                         help="feature cache (default $RDBPFN_EVAL_CACHE or .cache/eval)")
@@ -66,16 +72,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _set_torch_threads(threads: int | None, methods: Sequence[Any]) -> None:
-    if threads and any(m.name.startswith("rdbpfn") for m in methods):
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def run_relational(args: argparse.Namespace) -> str:
     """Few-shot benchmark on the registered relational tasks; returns the markdown table."""
-    from eval.baselines import METHODS, QUICK_METHODS, build_methods
+    from eval.baselines import DEFAULT_METHODS, build_methods
     from eval.features import FeatureSpec, task_features
     from eval.harness import KS, N_SEEDS, TEST_ROWS, evaluate
     from eval.report import write_report
@@ -86,23 +85,27 @@ def run_relational(args: argparse.Namespace) -> str:
     seeds = range(args.seeds or (QUICK_SEEDS if args.quick else N_SEEDS))
     test_rows = args.test_rows or (QUICK_TEST_ROWS if args.quick else TEST_ROWS)
     spec = FeatureSpec(max_features=args.max_features) if args.max_features else FeatureSpec()
-    names = args.methods or (QUICK_METHODS if args.quick else METHODS)
+    names = args.methods or DEFAULT_METHODS
     methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads)
     for note in notes:
         print(note, file=sys.stderr)
-    _set_torch_threads(args.threads, methods)
     tasks = get_tasks(args.tasks)
     results = evaluate(tasks, methods, ks=ks, seeds=seeds, test_rows=test_rows, spec=spec,
-                       cache_dir=args.cache_dir, on_error="record", verbose=not args.quiet)
+                       cache_dir=args.cache_dir, on_error="record", workers=args.workers,
+                       verbose=not args.quiet)
     features = [task_features(t, spec=spec, cache_dir=args.cache_dir, verbose=False).info
                 for t in tasks]
     meta = {
         "suite": "relational", "command": " ".join(["python -m eval", *sys.argv[1:]]),
-        "quick": args.quick, "ks": list(ks), "seeds": list(seeds), "test_rows": test_rows,
+        "quick": args.quick, "workers": args.workers, "threads": args.threads,
+        "ks": list(ks), "seeds": list(seeds), "test_rows": test_rows,
         "methods": [m.name for m in methods], "notes": notes,
         "tasks": [t.summary() | {"description": t.description} for t in tasks],
-        "features": [{k: f[k] for k in ("task", "n_dfs_columns", "n_rows", "seconds")}
-                     | {"n_features": len(f["columns"])} for f in features],
+        "features": [{k: f[k] for k in ("task", "n_columns", "n_rows", "seconds")}
+                     for f in features],
+        "feature_budget": {"max_features": spec.max_features,
+                           "correlation_limit": spec.correlation_limit,
+                           "use_labels": spec.use_labels},
         "versions": _versions(), "seconds": round(time.perf_counter() - start, 1),
     }
     text = write_report(results, args.out, meta)

@@ -36,8 +36,21 @@ class Method:
     description: str = ""
 
 
+DEFAULT_THREADS = 1
+"""Threads per method unless told otherwise: OpenMP libraries (XGBoost, LightGBM, torch)
+slow down many-fold when their threads compete for busy cores, so parallelism comes from
+``evaluate(workers=...)`` (one process per core) instead."""
+RDBPFN_ESTIMATORS = 1
+"""Ensemble members of RDBPFNClassifier in the benchmark: 1 = one forward pass per draw,
+the paper's single-estimator protocol (raise it with ``rdbpfn(n_estimators=...)``)."""
+
+
 def _threads(threads: int | None) -> int:
-    return threads if threads and threads > 0 else (os.cpu_count() or 1)
+    if threads is None:
+        return DEFAULT_THREADS
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}.")
+    return threads
 
 
 def logistic_regression() -> Method:
@@ -93,26 +106,30 @@ def lightgbm(threads: int | None = None) -> Method:
     return Method("lightgbm", make, "library defaults")
 
 
-def rdbpfn(model_path: str | os.PathLike[str] | None = None, name: str = "rdbpfn") -> Method:
+def rdbpfn(model_path: str | os.PathLike[str] | None = None, name: str = "rdbpfn",
+           n_estimators: int = RDBPFN_ESTIMATORS, threads: int | None = None) -> Method:
     """RDBPFNClassifier on a checkpoint: ours by default (``checkpoints.resolve_checkpoint``).
 
     Raises FileNotFoundError when the checkpoint does not exist. One classifier is reused
-    across draws (the weights load once); every draw calls ``fit`` afresh on its context.
+    across draws; every draw calls ``fit`` afresh on its context. Sets torch's thread count.
     """
     path = resolve_rdbpfn_checkpoint(model_path)
     shared: dict[str, Any] = {}
 
     def make(seed: int) -> Any:
         if "model" not in shared:
+            import torch
+
             from rdbpfn.classifier import RDBPFNClassifier
 
-            shared["model"] = RDBPFNClassifier(model_path=str(path))
+            torch.set_num_threads(_threads(threads))
+            shared["model"] = RDBPFNClassifier(model_path=str(path), n_estimators=n_estimators)
         model = shared["model"]
         if "random_state" in model.get_params():
             model.set_params(random_state=seed % SKLEARN_SEED_LIMIT)
         return model
 
-    return Method(name, make, f"checkpoint {path}")
+    return Method(name, make, f"checkpoint {path}, {n_estimators} estimator(s)")
 
 
 def resolve_rdbpfn_checkpoint(model_path: str | os.PathLike[str] | None = None) -> Path:
@@ -136,8 +153,10 @@ def resolve_rdbpfn_checkpoint(model_path: str | os.PathLike[str] | None = None) 
 METHODS = ("rdbpfn", "rdbpfn-peer", "logreg", "random-forest", "xgboost", "xgboost-paper",
            "lightgbm")
 """All method names; ``rdbpfn-peer`` needs ``peer_checkpoint``."""
-QUICK_METHODS = ("rdbpfn", "rdbpfn-peer", "logreg", "random-forest", "xgboost", "lightgbm")
-"""``--quick`` leaves out xgboost-paper (5,000 deep trees per draw)."""
+DEFAULT_METHODS = ("rdbpfn", "rdbpfn-peer", "logreg", "random-forest", "xgboost", "lightgbm")
+"""What ``python -m eval`` runs unless ``--methods`` is given: all but xgboost-paper, whose
+5,000 depth-12 trees take 30-100 s per draw on one busy core (measured here at k=256 and
+k=1024), more than the whole protocol's budget."""
 
 
 def build_methods(
@@ -155,12 +174,12 @@ def build_methods(
     for name in names:
         if name == "rdbpfn":
             try:
-                methods.append(rdbpfn(checkpoint))
+                methods.append(rdbpfn(checkpoint, threads=threads))
             except FileNotFoundError as error:
                 notes.append(f"RDBPFN skipped: {error}")
         elif name == "rdbpfn-peer":
             if peer_checkpoint is not None:
-                methods.append(rdbpfn(peer_checkpoint, name="rdbpfn-peer"))
+                methods.append(rdbpfn(peer_checkpoint, name="rdbpfn-peer", threads=threads))
         elif name == "logreg":
             methods.append(logistic_regression())
         elif name == "random-forest":

@@ -8,29 +8,30 @@ uniform k-subset of a uniform subset of the train split is a uniform k-subset of
 so contexts drawn from the pool follow the paper's protocol. Pool rows are stored per split
 in that random order; "the first n test rows" is therefore a uniform sample too.
 
-Feature budget (label-free, computed on the pool's train rows only):
+What is cached: every DFS column (``max_depth`` 2, primitives mean, sum, max, min, count,
+mode) for every pool row, as float32 with NaN for missing; categorical columns as ordinal
+codes of their sorted values (flagged in ``TaskFeatures.categorical``), booleans 0/1.
 
-1. DFS with ``max_depth`` (2) and ``primitives`` (mean, sum, max, min, count, mode).
-2. Categorical columns become ordinal codes (sorted values), booleans 0/1, datetimes dropped.
-3. Columns that are all-missing or constant on the train rows are dropped.
-4. Columns are ranked by depth (own columns, then 1-hop, then 2-hop features), within a depth
-   round-robin over the related table they come from, and kept greedily unless their absolute
-   correlation with an already kept column is >= ``correlation_limit`` (0.98), until
-   ``max_features`` (``FEATURE_BUDGET`` = 100) are kept.
+Feature budget (per draw, :meth:`TaskFeatures.select`): at most ``max_features``
+(``FEATURE_BUDGET`` = 100, the shipped model's width) columns, chosen by
+``rdbpfn.dfs.select_features`` from the CONTEXT rows only: constant and duplicate columns
+dropped, columns ranked by their association with the context labels (``use_labels``; else
+DFS order, shallow first), greedy removal of columns correlated >= ``correlation_limit``
+(0.95) with a kept one. Test rows and other labels are never looked at, so every method sees
+exactly what a user with k labelled rows would have. Same selection for every method.
 
 The cache file name holds a sha256 of the task definition (entities, cutoffs, labels, split,
-database version), the :class:`FeatureSpec`, ``FEATURES_VERSION`` and the DFS engine's source,
-so any change recomputes. Cache dir: ``$RDBPFN_EVAL_CACHE`` or ``.cache/eval``.
+database version), the DFS/pool settings, ``FEATURES_VERSION`` and the DFS engine's source,
+so any change recomputes (the budget is applied after the cache and is not part of the key).
+Cache dir: ``$RDBPFN_EVAL_CACHE`` or ``.cache/eval``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,52 +44,61 @@ import pandas as pd
 from eval.tasks import SPLITS, Task, stable_seed
 
 FEATURE_BUDGET = 100
-"""Default number of DFS columns kept per task (``FeatureSpec.max_features``)."""
+"""Default columns per draw (``FeatureSpec.max_features``): ``ModelConfig.max_features``."""
+CORRELATION_LIMIT = 0.95
+"""Default |Spearman| at which a column counts as a copy (``rdbpfn.dfs`` budget default)."""
 MAX_TRAIN_ROWS = 8192
 MAX_VAL_ROWS = 2048
 MAX_TEST_ROWS = 2000
 """The paper's fixed test sample: at most 2,000 test rows per task."""
-CORRELATION_LIMIT = 0.98
-LINEARIZE_CHUNK_ROWS = 2048
+LINEARIZE_CHUNK_ROWS = 4096
 """Rows per ``linearize`` call (sorted by cutoff), so that progress can be shown."""
-FEATURES_VERSION = 1
-"""Bump when this module's output for the same inputs changes (invalidates caches)."""
+FEATURES_VERSION = 2
+"""Bump when this module's cached output for the same inputs changes (invalidates caches)."""
 CACHE_ENV = "RDBPFN_EVAL_CACHE"
 DEFAULT_CACHE_DIR = Path(".cache") / "eval"
+_BUDGET_FIELDS = ("max_features", "correlation_limit", "use_labels")
 
 Linearize = Callable[..., pd.DataFrame]
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """DFS settings and feature budget for one featurisation (part of the cache key)."""
+    """DFS and pool settings (cache key) and the per-draw feature budget (not in the key)."""
 
     max_depth: int = 2
     primitives: tuple[str, ...] = ("mean", "sum", "max", "min", "count", "mode")
-    max_features: int = FEATURE_BUDGET
     max_train_rows: int = MAX_TRAIN_ROWS
     max_val_rows: int = MAX_VAL_ROWS
     max_test_rows: int = MAX_TEST_ROWS
-    correlation_limit: float = CORRELATION_LIMIT
     engine: str = "auto"
+    max_features: int = FEATURE_BUDGET
+    correlation_limit: float = CORRELATION_LIMIT
+    use_labels: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_features", "max_train_rows", "max_val_rows",
-                     "max_test_rows"):
+        for name in ("max_features", "max_train_rows", "max_val_rows", "max_test_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FeatureSpec.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_depth < 0:
+            raise ValueError(f"FeatureSpec.max_depth must be >= 0, got {self.max_depth}.")
         if not 0.0 < self.correlation_limit <= 1.0:
             raise ValueError("FeatureSpec.correlation_limit must be in (0, 1], got "
                              f"{self.correlation_limit}.")
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The settings that change the cached matrix (all but the budget)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__
+                if name not in _BUDGET_FIELDS}
 
 
 @dataclass(frozen=True)
 class TaskFeatures:
     """Featurised pool of one task. Arrays have one entry per pool row (n rows).
 
-    ``X`` float32 (n, p) with NaN for missing; ``y`` int8 (n,); ``split`` str (n,);
-    ``task_rows`` int64 (n,): index of each pool row in the task's arrays. Rows of each split
-    appear in a fixed random order.
+    ``X`` float32 (n, P) with NaN for missing, all DFS columns; ``categorical`` bool (P,);
+    ``y`` int8 (n,); ``split`` str (n,); ``task_rows`` int64 (n,): index of each pool row in
+    the task's arrays. Rows of each split appear in a fixed random order.
     """
 
     task: str
@@ -97,6 +107,7 @@ class TaskFeatures:
     split: np.ndarray
     task_rows: np.ndarray
     columns: list[str]
+    categorical: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
 
     def rows(self, split: str) -> np.ndarray:
@@ -104,6 +115,25 @@ class TaskFeatures:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
         return np.flatnonzero(self.split == split)
+
+    def select(self, context: np.ndarray, spec: FeatureSpec | None = None) -> np.ndarray:
+        """Budgeted column indices (int64, sorted) chosen from the context rows only.
+
+        ``context``: indices into ``X`` of the context rows, shape (k,). Uses their labels
+        when ``spec.use_labels`` (default), nothing else.
+        """
+        from rdbpfn.dfs import select_features
+
+        spec = spec or FeatureSpec()
+        frame = pd.DataFrame(self.X[context], columns=range(len(self.columns)))
+        for index in np.flatnonzero(self.categorical):
+            codes = frame[index].to_numpy()
+            present = ~np.isnan(codes)
+            integer = np.where(present, codes, -1).astype(np.int64)
+            frame[index] = pd.Categorical.from_codes(integer, range(max(integer.max() + 1, 1)))
+        labels = self.y[context].astype(np.int64) if spec.use_labels else None
+        kept = select_features(frame, spec.max_features, labels, spec.correlation_limit)
+        return np.asarray(sorted(kept), dtype=np.int64)
 
 
 def cache_dir_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -126,35 +156,44 @@ def pool_rows(task: Task, spec: FeatureSpec) -> np.ndarray:
 
 
 def _engine_version(linearize: Linearize) -> str:
-    """Identity of the DFS engine for the cache key: its module's source hash."""
+    """Identity of the DFS engine for the cache key: its package's source hash."""
     module = inspect.getmodule(linearize)
     name = f"{getattr(linearize, '__module__', '?')}.{getattr(linearize, '__qualname__', '?')}"
+    digest = hashlib.sha256()
     try:
-        source = Path(inspect.getfile(module)).read_bytes() if module else b""
-    except (TypeError, OSError):
-        source = b""
-    return f"{name}:{hashlib.sha256(source).hexdigest()[:16]}"
+        path = Path(inspect.getfile(module)) if module else None
+    except TypeError:
+        path = None
+    if path is not None:
+        sources = sorted(path.parent.glob("*.py")) if path.parent.name == "dfs" else [path]
+        database = path.parent.parent / "database.py"
+        for source in [*sources, *([database] if database.exists() else [])]:
+            digest.update(source.read_bytes())
+    return f"{name}:{digest.hexdigest()[:16]}"
 
 
 def cache_key(task: Task, spec: FeatureSpec, linearize: Linearize) -> str:
     """sha256 of everything the cached features depend on."""
     payload = json.dumps(
-        {"task": task.fingerprint(), "spec": dataclasses.asdict(spec),
-         "version": FEATURES_VERSION, "engine": _engine_version(linearize)},
-        sort_keys=True,
+        {"task": task.fingerprint(), "spec": spec.cache_fields(), "version": FEATURES_VERSION,
+         "engine": _engine_version(linearize)},
+        sort_keys=True, default=list,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def to_numeric(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """DataFrame -> (float32 (n, p) matrix with NaN, column names).
+def to_numeric(frame: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """DataFrame -> (float32 (n, p) matrix with NaN, column names, categorical flags (p,)).
 
     Numbers stay numbers, booleans become 0/1, categories/strings become ordinal codes of
     their sorted values (missing stays NaN), datetimes and timedeltas are dropped.
     """
-    columns, names = [], []
+    columns, names, categorical = [], [], []
     for name in frame.columns:
         values = frame[name]
+        is_category = False
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
         if pd.api.types.is_bool_dtype(values):
             numeric = values.astype("float64")
         elif pd.api.types.is_numeric_dtype(values):
@@ -170,66 +209,14 @@ def to_numeric(frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
             codes = np.full(len(values), np.nan)
             codes[present.to_numpy()] = np.searchsorted(categories, text.to_numpy())
             numeric = pd.Series(codes, index=values.index)
+            is_category = True
         array = numeric.to_numpy(dtype="float64", na_value=np.nan)
         array[~np.isfinite(array)] = np.nan
         columns.append(array.astype(np.float32))
         names.append(str(name))
+        categorical.append(is_category)
     matrix = np.stack(columns, axis=1) if columns else np.zeros((len(frame), 0), np.float32)
-    return matrix, names
-
-
-def feature_depth(name: str) -> int:
-    """Relationship hops of a featuretools-style name: ``birthYear`` 0, ``MEAN(batting.HR)``
-    and ``COUNT(batting)`` 1, ``MEAN(batting.teams.W)`` and ``MEAN(teams.COUNT(x))`` 2."""
-    return max(name.count("."), name.count("("))
-
-
-def feature_source(name: str) -> str:
-    """The related table a feature is computed through (first name inside or before '.')."""
-    if "(" not in name and "." not in name:
-        return ""
-    inner = name.split("(", 1)[1] if "(" in name else name
-    return re.match(r"[^.()]*", inner).group(0)
-
-
-def rank_columns(names: list[str]) -> list[int]:
-    """Column order for the budget: by depth, then round-robin over source tables."""
-    order = []
-    for depth in sorted({feature_depth(n) for n in names}):
-        groups: dict[str, list[int]] = {}
-        for index, name in enumerate(names):
-            if feature_depth(name) == depth:
-                groups.setdefault(feature_source(name), []).append(index)
-        queues = list(groups.values())
-        while any(queues):
-            for queue in queues:
-                if queue:
-                    order.append(queue.pop(0))
-    return order
-
-
-def select_columns(X_train: np.ndarray, names: list[str], max_features: int,
-                   correlation_limit: float) -> list[int]:
-    """Label-free feature budget on train rows X_train (n, p): indices of kept columns."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        present = ~np.isnan(X_train)
-        count = present.sum(axis=0)
-        mean = np.where(count > 0, np.nansum(X_train, axis=0) / np.maximum(count, 1), 0.0)
-        centered = np.where(present, X_train - mean, 0.0).astype(np.float64)
-        std = np.sqrt((centered**2).sum(axis=0) / np.maximum(count, 1))
-    informative = (count > 0) & (std > 0)
-    z = np.divide(centered, std, out=np.zeros_like(centered), where=std > 0)
-    corr = np.abs(z.T @ z) / max(len(X_train), 1)
-    kept: list[int] = []
-    for index in rank_columns(names):
-        if len(kept) >= max_features:
-            break
-        if not informative[index]:
-            continue
-        if kept and corr[index, kept].max() >= correlation_limit:
-            continue
-        kept.append(index)
-    return sorted(kept)
+    return matrix, names, np.asarray(categorical, dtype=bool)
 
 
 def _linearize_pool(task: Task, rows: np.ndarray, spec: FeatureSpec, linearize: Linearize,
@@ -243,7 +230,7 @@ def _linearize_pool(task: Task, rows: np.ndarray, spec: FeatureSpec, linearize: 
     frames = []
     for chunk in tqdm(chunks, desc=f"DFS {task.full_name}", disable=not verbose, leave=False):
         frame = linearize(
-            database, task.target_table, task.entity_ids[chunk].tolist(),
+            database, task.target_table, task.entity_ids[chunk],
             cutoff_times=pd.DatetimeIndex(task.cutoff_times[chunk]),
             max_depth=spec.max_depth, primitives=spec.primitives, engine=spec.engine,
         )
@@ -285,26 +272,22 @@ def task_features(
             arrays = {name: data[name] for name in data.files}
         info = json.loads(path_json.read_text())
         return TaskFeatures(task.full_name, arrays["X"], arrays["y"], arrays["split"],
-                            arrays["task_rows"], list(info["columns"]), info)
+                            arrays["task_rows"], list(info["columns"]), arrays["categorical"],
+                            info)
 
     start = time.perf_counter()
     rows = pool_rows(task, spec)
     frame = _linearize_pool(task, rows, spec, linearize, verbose)
-    dfs_seconds = time.perf_counter() - start
-    X_all, names = to_numeric(frame)
+    X, columns, categorical = to_numeric(frame)
     split = task.split[rows]
-    kept = select_columns(X_all[split == "train"], names, spec.max_features,
-                          spec.correlation_limit)
-    X = np.ascontiguousarray(X_all[:, kept])
-    columns = [names[i] for i in kept]
     info = {"task": task.full_name, "key": key, "columns": columns,
-            "n_dfs_columns": len(frame.columns), "n_numeric_columns": len(names),
-            "n_rows": int(len(rows)), "dfs_seconds": round(dfs_seconds, 3),
-            "seconds": round(time.perf_counter() - start, 3), "spec": dataclasses.asdict(spec)}
-    features = TaskFeatures(task.full_name, X, task.labels[rows], split, rows, columns, info)
+            "n_columns": len(columns), "n_rows": int(len(rows)),
+            "seconds": round(time.perf_counter() - start, 3), "spec": spec.cache_fields()}
+    features = TaskFeatures(task.full_name, X, task.labels[rows], split, rows, columns,
+                            categorical, info)
     directory.mkdir(parents=True, exist_ok=True)
     _atomic_write(path_npz, lambda f: np.savez(f, X=X, y=features.y, split=split,
-                                                 task_rows=rows))
+                                                 task_rows=rows, categorical=categorical))
     _atomic_write(path_json, lambda f: f.write(json.dumps(info, indent=1).encode()))
     return features
 

@@ -7,6 +7,8 @@ For every task, seed s in ``seeds`` and context size k in ``ks``:
   sampled uniformly without replacement (contexts of one seed are nested across k);
 - every method is fitted on that context and scored by ROC-AUC on one fixed test sample
   (the first ``test_rows`` <= 2,000 test rows of the feature pool, same for all draws);
+- the feature budget is chosen from the context rows and their labels only
+  (:meth:`eval.features.TaskFeatures.select`), the same columns for every method;
 - a draw whose context holds one class only is skipped (``status="one_class"``) and so is
   a k larger than the train split (``status="k_exceeds_train"``); both are counted.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,7 @@ KS = (64, 128, 256, 512, 1024)
 """Context sizes of the paper's protocol."""
 N_SEEDS = 10
 TEST_ROWS = MAX_TEST_ROWS
-STATUSES = ("ok", "one_class", "k_exceeds_train", "error")
+STATUSES = ("ok", "one_class", "k_exceeds_train", "no_features", "error")
 
 RESULT_COLUMNS = ["database", "task", "method", "k", "seed", "draw_seed", "status", "roc_auc",
                   "accuracy", "fit_s", "predict_s", "n_context_positive", "n_test",
@@ -71,6 +73,61 @@ def _test_rows(features: TaskFeatures, test_rows: int) -> np.ndarray:
     return rows
 
 
+def _run_unit(task: Task, features: TaskFeatures, methods: Sequence[Method], ks: list[int],
+              seed: int, test_rows: int, spec: FeatureSpec | None, on_error: str,
+              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """All draws of one (task, seed): every k (nested contexts) and every method."""
+    test = _test_rows(features, test_rows)
+    X_test, y_test = features.X[test], features.y[test].astype(np.int64)
+    train = features.rows("train")
+    draw_seed = stable_seed(task.database, task.name, seed)
+    order = np.random.default_rng(draw_seed).permutation(train)
+    records = []
+    for k in ks:
+        context = order[:k]
+        y_context = features.y[context].astype(np.int64)
+        base = {"database": task.database, "task": task.name, "k": k, "seed": seed,
+                "draw_seed": draw_seed, "n_context_positive": int(y_context.sum()),
+                "n_test": len(test), "n_features": 0}
+        status = ("k_exceeds_train" if k > len(train)
+                  else "one_class" if len(np.unique(y_context)) < 2 else "ok")
+        if status == "ok":
+            columns = features.select(context, spec)
+            base["n_features"] = len(columns)
+            if len(columns) == 0:
+                status = "no_features"
+        for method in methods:
+            if progress is not None:
+                progress(f"{task.full_name} k={k} {method.name}")
+            record = {**base, "method": method.name, "status": status}
+            if status == "ok":
+                try:
+                    record.update(score_draw(method, features.X[np.ix_(context, columns)],
+                                             y_context, X_test[:, columns], y_test, draw_seed))
+                except Exception as error:  # noqa: BLE001 - recorded on request
+                    if on_error == "raise":
+                        raise
+                    warnings.warn(f"{method.name} failed on {task.full_name} k={k} "
+                                  f"seed={seed}: {error!r}", stacklevel=2)
+                    record.update(status="error", error=repr(error))
+            records.append(record)
+    return records
+
+
+# Set in the parent before forking workers; the children inherit it (nothing is pickled but
+# the unit indices and the result records, so any Method, closures included, works).
+_FORKED: dict[str, Any] = {}
+
+
+def _run_forked_unit(task_index: int, seed: int) -> list[dict[str, Any]]:
+    state = _FORKED
+    features = task_features(state["tasks"][task_index], spec=state["spec"],
+                             cache_dir=state["cache_dir"], linearize=state["linearize"],
+                             verbose=False)
+    return _run_unit(state["tasks"][task_index], features, state["methods"], state["ks"], seed,
+                     state["test_rows"], state["spec"], state["on_error"])
+
+
 def evaluate(
     tasks: Sequence[Task] | Task,
     methods: Sequence[Method],
@@ -81,6 +138,7 @@ def evaluate(
     cache_dir: str | os.PathLike[str] | None = None,
     linearize: Linearize | None = None,
     on_error: str = "raise",
+    workers: int = 1,
     verbose: bool = True,
 ) -> pd.DataFrame:
     """Run the few-shot protocol for every task x method x k x seed; one row per draw.
@@ -88,55 +146,56 @@ def evaluate(
     Works for any :class:`eval.tasks.Task`. Features are computed once per task and cached
     (``eval.features.task_features``; ``linearize`` overrides the DFS engine). ``on_error``:
     ``"raise"`` stops at a failing fit, ``"record"`` stores it as ``status="error"`` and
-    warns. Columns: ``RESULT_COLUMNS``.
+    warns. ``workers`` > 1 runs (task, seed) units in that many forked processes (POSIX);
+    results are identical to ``workers=1`` except timings. Columns: ``RESULT_COLUMNS``,
+    rows ordered by task, seed, k, method.
     """
     from tqdm.auto import tqdm
 
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}.")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}.")
     tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
     ks, seeds = sorted(set(int(k) for k in ks)), list(seeds)
     if not ks or min(ks) < 2:
         raise ValueError(f"ks must be context sizes >= 2, got {ks}.")
     if not 1 <= test_rows <= (spec or FeatureSpec()).max_test_rows:
         raise ValueError(f"test_rows must be in [1, max_test_rows], got {test_rows}.")
-    records: list[dict[str, Any]] = []
-    progress = tqdm(total=len(tasks) * len(seeds) * len(ks) * len(methods),
-                    desc="few-shot draws", disable=not verbose)
-    for task in tasks:
-        features = task_features(task, spec=spec, cache_dir=cache_dir, linearize=linearize,
-                                 verbose=verbose)
-        test = _test_rows(features, test_rows)
-        X_test, y_test = features.X[test], features.y[test].astype(np.int64)
-        train = features.rows("train")
-        for seed in seeds:
-            draw_seed = stable_seed(task.database, task.name, seed)
-            order = np.random.default_rng(draw_seed).permutation(train)
-            for k in ks:
-                context = order[:k]
-                y_context = features.y[context].astype(np.int64)
-                base = {"database": task.database, "task": task.name, "k": k, "seed": seed,
-                        "draw_seed": draw_seed, "n_context_positive": int(y_context.sum()),
-                        "n_test": len(test), "n_features": features.X.shape[1]}
-                status = ("k_exceeds_train" if k > len(train)
-                          else "one_class" if len(np.unique(y_context)) < 2 else "ok")
-                for method in methods:
-                    progress.set_postfix_str(f"{task.full_name} k={k} {method.name}",
-                                             refresh=False)
-                    record = {**base, "method": method.name, "status": status}
-                    if status == "ok":
-                        try:
-                            record.update(score_draw(method, features.X[context], y_context,
-                                                     X_test, y_test, draw_seed))
-                        except Exception as error:  # noqa: BLE001 - recorded on request
-                            if on_error == "raise":
-                                raise
-                            warnings.warn(f"{method.name} failed on {task.full_name} k={k} "
-                                          f"seed={seed}: {error!r}", stacklevel=2)
-                            record.update(status="error", error=repr(error))
-                    records.append(record)
-                    progress.update(1)
-    progress.close()
+    features = [task_features(task, spec=spec, cache_dir=cache_dir, linearize=linearize,
+                              verbose=verbose) for task in tasks]
+    for task_features_ in features:
+        _test_rows(task_features_, test_rows)  # fail before any draw if a test set is invalid
+    units = [(index, seed) for index in range(len(tasks)) for seed in seeds]
+    per_unit = len(ks) * len(methods)
+    bar = tqdm(total=len(units) * per_unit, desc="few-shot draws", disable=not verbose)
+    results: list[list[dict[str, Any]]] = []
+    if workers == 1 or len(units) == 1:
+        def show(text: str) -> None:
+            bar.set_postfix_str(text, refresh=False)
+            bar.update(1)
+
+        for index, seed in units:
+            results.append(_run_unit(tasks[index], features[index], methods, ks, seed,
+                                     test_rows, spec, on_error, show))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _FORKED.update(tasks=tasks, methods=list(methods), ks=ks, test_rows=test_rows,
+                       spec=spec, cache_dir=cache_dir, linearize=linearize, on_error=on_error)
+        try:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = [pool.submit(_run_forked_unit, index, seed) for index, seed in units]
+                for (index, seed), future in zip(units, futures, strict=True):
+                    results.append(future.result())
+                    bar.set_postfix_str(f"{tasks[index].full_name} seed={seed}", refresh=False)
+                    bar.update(per_unit)
+        finally:
+            _FORKED.clear()
+    bar.close()
+    records = [record for unit in results for record in unit]
     return pd.DataFrame.from_records(records, columns=RESULT_COLUMNS)
 
 
@@ -154,6 +213,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
             n_ok=len(ok),
             n_one_class=int((group["status"] == "one_class").sum()),
             n_k_exceeds_train=int((group["status"] == "k_exceeds_train").sum()),
+            n_no_features=int((group["status"] == "no_features").sum()),
             n_error=int((group["status"] == "error").sum()),
             fit_s=ok["fit_s"].mean() if len(ok) else np.nan,
             predict_s=ok["predict_s"].mean() if len(ok) else np.nan,

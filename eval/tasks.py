@@ -40,9 +40,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from rdbpfn.database import Database
-
     from eval.features import FeatureSpec, Linearize
+    from rdbpfn.database import Database
 
 SPLITS = ("train", "val", "test")
 
@@ -412,8 +411,9 @@ def validation_episodes(
     For each task returns ``(X_context, y_context, X_val, y_val)``: ``X_context`` float32
     (k, p) with NaN, ``y_context`` int64 (k,) drawn uniformly from the train split
     (k = min(context_size, train rows), redrawn until both classes appear), ``X_val`` float32
-    (v, p), ``y_val`` int64 (v,) with v <= ``max_val_rows`` rows of the val split. Same seed
-    -> same arrays. Features come from the on-disk feature cache (``eval.features``;
+    (v, p), ``y_val`` int64 (v,) with v <= ``max_val_rows`` rows of the val split; the p
+    columns are the feature budget chosen from the context rows only. Same seed -> same
+    arrays. Features come from the on-disk feature cache (``eval.features``;
     ``linearize`` overrides the DFS engine).
     """
     from eval.features import task_features
@@ -432,6 +432,9 @@ def validation_episodes(
         else:
             raise ValueError(f"{task.full_name}: no two-class context of {k} train rows found.")
         val = val[:max_val_rows]  # val rows are stored in a fixed random order
-        episodes[task.full_name] = (features.X[context], features.y[context].astype(np.int64),
-                                    features.X[val], features.y[val].astype(np.int64))
+        columns = features.select(context, spec)  # budget from the context rows only
+        episodes[task.full_name] = (features.X[np.ix_(context, columns)],
+                                    features.y[context].astype(np.int64),
+                                    features.X[np.ix_(val, columns)],
+                                    features.y[val].astype(np.int64))
     return episodes

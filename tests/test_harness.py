@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from eval.baselines import XGBOOST_PAPER_PARAMS, Method, build_methods, logistic_regression
-from eval.features import (
-    FeatureSpec,
-    feature_depth,
-    feature_source,
-    pool_rows,
-    rank_columns,
-    select_columns,
-    task_features,
-    to_numeric,
-)
+from eval.features import FeatureSpec, pool_rows, task_features, to_numeric
 from eval.harness import evaluate, summarize
 from eval.tasks import TASKS, Task, stable_seed, validation_episodes
 
@@ -56,6 +49,20 @@ def fake_linearize(db: dict[str, pd.DataFrame], target_table: str, entity_ids: l
 
 
 fake_linearize.calls = 0
+
+
+def tagging_linearize(db, target_table, entity_ids, cutoff_times, **kwargs) -> pd.DataFrame:
+    """fake_linearize + a last column "tag" naming the (entity, cutoff) of each row."""
+    frame = fake_linearize(db, target_table, entity_ids, cutoff_times, **kwargs)
+    days = pd.DatetimeIndex(cutoff_times).dayofyear.to_numpy()
+    frame["tag"] = np.asarray(entity_ids) * 1000 + days
+    return frame
+
+
+def tag_splits(features) -> dict[float, str]:
+    """tag -> split; equal tags are the same (entity, cutoff), hence the same split."""
+    tags = features.X[:, features.columns.index("tag")]
+    return dict(zip(tags.tolist(), features.split.tolist(), strict=True))
 
 
 def fake_task(name: str = "toy", positive_rate: float | None = None, seed: int = 0) -> Task:
@@ -117,7 +124,7 @@ def test_features_are_cached_on_disk_and_keyed_by_the_task(cache) -> None:
     np.testing.assert_array_equal(first.X, again.X)
     np.testing.assert_array_equal(first.task_rows, again.task_rows)
     assert first.columns == again.columns
-    assert "constant" not in first.columns  # constant on train rows: dropped
+    np.testing.assert_array_equal(first.categorical, again.categorical)
     other = task_features(fake_task(seed=5), cache_dir=cache, linearize=fake_linearize,
                           verbose=False)
     assert fake_linearize.calls > calls
@@ -141,27 +148,31 @@ def test_pool_respects_limits_and_is_a_fixed_uniform_subsample() -> None:
     assert len(np.unique(rows)) == len(rows)
 
 
-def test_feature_budget_is_label_free_and_drops_duplicates() -> None:
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(200, 3))
-    X = np.column_stack([base, 2 * base[:, 0] + 1, np.ones(200), np.full(200, np.nan)])
-    names = ["a", "MEAN(t.b)", "MEAN(t.u.c)", "SUM(t.b2)", "const", "empty"]
-    kept = select_columns(X.astype(np.float32), names, max_features=10, correlation_limit=0.98)
-    assert kept == [0, 1, 2]  # duplicate of column 0, constant and empty columns dropped
-    assert select_columns(X.astype(np.float32), names, 2, 0.98) == [0, 1]
-    assert [feature_depth(n) for n in ("a", "COUNT(t)", "MEAN(t.b)", "MEAN(t.u.c)",
-                                       "MEAN(u.COUNT(t))")] == [0, 1, 1, 2, 2]
-    assert feature_source("MEAN(batting.teams.W)") == "batting"
-    assert feature_source("teams.W") == "teams" and feature_source("x") == ""
-    order = rank_columns(["MEAN(a.x)", "MEAN(a.y)", "MEAN(b.x)", "own", "MEAN(a.c.z)"])
-    assert order == [3, 0, 2, 1, 4]
+def test_budget_is_chosen_from_context_rows_only(cache) -> None:
+    task = fake_task()
+    features = task_features(task, cache_dir=cache, linearize=fake_linearize, verbose=False)
+    assert "constant" in features.columns  # the cache keeps every DFS column
+    train = features.rows("train")
+    context = train[:40]
+    columns = features.select(context, FeatureSpec(max_features=3))
+    names = [features.columns[i] for i in columns]
+    assert len(names) == 3 and "constant" not in names
+    assert "size" in names  # the label is sign(size) + noise: ranked first by |Spearman|
+    # only the context rows matter: changing every other row leaves the choice unchanged
+    noisy = np.random.default_rng(0).normal(size=features.X.shape).astype(np.float32)
+    noisy[context] = features.X[context]
+    moved = dataclasses.replace(features, X=noisy)
+    np.testing.assert_array_equal(moved.select(context, FeatureSpec(max_features=3)), columns)
+    unlabeled = features.select(context, FeatureSpec(max_features=2, use_labels=False))
+    assert [features.columns[i] for i in unlabeled] == ["size", "kind"]  # DFS order
 
 
 def test_to_numeric_codes_categories_and_keeps_missing() -> None:
     frame = pd.DataFrame({"n": [1, None, 3], "c": ["b", None, "a"], "flag": [True, False, True],
                           "when": pd.to_datetime(["2020", "2021", "2022"])})
-    X, names = to_numeric(frame)
+    X, names, categorical = to_numeric(frame)
     assert names == ["n", "c", "flag"]
+    assert categorical.tolist() == [False, True, False]
     np.testing.assert_array_equal(X, np.array([[1, 1, 1], [np.nan, np.nan, 0], [3, 0, 1]],
                                               np.float32))
 
@@ -188,6 +199,17 @@ def test_evaluate_protocol_counts_draws_and_is_reproducible(cache) -> None:
     np.testing.assert_allclose(summary["roc_auc_std"], by_k.std(ddof=1).to_numpy())
 
 
+def test_parallel_workers_give_the_same_results(cache) -> None:
+    tasks = [fake_task(), fake_task(name="other", seed=2)]
+    kwargs = dict(ks=[16, 64], seeds=range(2), test_rows=50, cache_dir=cache,
+                  linearize=fake_linearize, verbose=False)
+    serial = evaluate(tasks, [logistic_regression()], **kwargs)
+    forked = evaluate(tasks, [logistic_regression()], workers=2, **kwargs)
+    timing = ["fit_s", "predict_s"]
+    pd.testing.assert_frame_equal(serial.drop(columns=timing), forked.drop(columns=timing))
+    assert list(serial["task"]) == ["toy"] * 4 + ["other"] * 4
+
+
 class _ContextRecorder:
     """A method that records its contexts and predicts a fixed score."""
 
@@ -212,18 +234,19 @@ def test_contexts_are_nested_uniform_train_rows_and_skips_are_counted(cache) -> 
     task = fake_task(positive_rate=0.02)
     recorder = _ContextRecorder()
     method = Method("recorder", recorder.make)
+    spec = FeatureSpec(use_labels=False)  # DFS order: the tag (last, never constant) is kept
     results = evaluate(task, [method], ks=[4, 64, 10_000], seeds=range(20), test_rows=40,
-                       cache_dir=cache, linearize=fake_linearize, verbose=False)
-    features = task_features(task, cache_dir=cache, linearize=fake_linearize, verbose=False)
+                       spec=spec, cache_dir=cache, linearize=tagging_linearize, verbose=False)
+    features = task_features(task, cache_dir=cache, linearize=tagging_linearize, verbose=False)
     counts = results.groupby(["k", "status"]).size()
     assert counts[(10_000, "k_exceeds_train")] == 20
     assert counts[(4, "one_class")] > 0  # 2% positives: most 4-row contexts are one-class
     summary = summarize(results).set_index("k")
     assert summary.loc[4, "n_one_class"] + summary.loc[4, "n_ok"] == 20
     assert summary.loc[10_000, "n_k_exceeds_train"] == 20
-    train_X = {row.tobytes() for row in features.X[features.rows("train")]}
+    split_of = tag_splits(features)
     for context in recorder.contexts:
-        assert all(row.tobytes() in train_X for row in context)
+        assert {split_of[tag] for tag in context[:, -1].tolist()} == {"train"}
     # per seed the 4-row context (when kept) is the head of the 64-row context
     ok = results[results["status"] == "ok"].reset_index(drop=True)
     assert len(ok) == len(recorder.contexts)
@@ -231,7 +254,7 @@ def test_contexts_are_nested_uniform_train_rows_and_skips_are_counted(cache) -> 
     for _, draws in ok.groupby("seed"):
         if set(draws["k"]) == {4, 64}:
             small, large = (recorder.contexts[i] for i in draws.sort_values("k").index)
-            np.testing.assert_array_equal(small, large[:4])
+            np.testing.assert_array_equal(small[:, -1], large[:4, -1])
             nested += 1
     assert nested > 0
 
@@ -239,16 +262,10 @@ def test_contexts_are_nested_uniform_train_rows_and_skips_are_counted(cache) -> 
 def test_validation_episodes_never_touch_test_rows(cache) -> None:
     task = fake_task(name="validation-probe")
     TASKS["fake/validation-probe"] = lambda: task
-
-    def tagging_linearize(db, target_table, entity_ids, cutoff_times, **kwargs):
-        """Adds the cutoff day: rows with equal features then share (entity, cutoff, split)."""
-        frame = fake_linearize(db, target_table, entity_ids, cutoff_times, **kwargs)
-        frame["cutoff_day"] = pd.DatetimeIndex(cutoff_times).dayofyear.to_numpy()
-        return frame
-
+    spec = FeatureSpec(use_labels=False)  # DFS order: the tag (last, never constant) is kept
     try:
         episodes = validation_episodes(["fake/validation-probe"], context_size=64,
-                                       max_val_rows=30, cache_dir=cache,
+                                       max_val_rows=30, spec=spec, cache_dir=cache,
                                        linearize=tagging_linearize)
     finally:
         del TASKS["fake/validation-probe"]
@@ -257,10 +274,9 @@ def test_validation_episodes_never_touch_test_rows(cache) -> None:
     assert X_context.dtype == np.float32 and y_context.dtype == np.int64
     assert set(np.unique(y_context)) == {0, 1}
     features = task_features(task, cache_dir=cache, linearize=tagging_linearize)
-    assert "cutoff_day" in features.columns
-    split_of = {row.tobytes(): s for row, s in zip(features.X, features.split, strict=True)}
-    assert {split_of[row.tobytes()] for row in X_context} == {"train"}
-    assert {split_of[row.tobytes()] for row in X_val} == {"val"}
+    split_of = tag_splits(features)
+    assert {split_of[tag] for tag in X_context[:, -1].tolist()} == {"train"}
+    assert {split_of[tag] for tag in X_val[:, -1].tolist()} == {"val"}
 
 
 def test_build_methods_skips_missing_checkpoint_with_a_note(tmp_path) -> None:
