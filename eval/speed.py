@@ -74,9 +74,14 @@ class ReferenceBlock(nn.Module):
         rows = self.self_attention_between_features(rows, rows, rows)[0] + rows
         src = self.norm1(rows.reshape(b, r, t, e))
         cols = src.transpose(1, 2).reshape(b * t, r, e)  # (B, R, T, E) -> (B*T, R, E)
-        context = cols[:, :n_context]
-        left = self.self_attention_between_datapoints(context, context, context)[0]
-        right = self.self_attention_between_datapoints(cols[:, n_context:], context, context)[0]
+        # Three separate slices, as in the published code: query, key and value are then
+        # distinct tensor objects, which decides nn.MultiheadAttention's code path.
+        left = self.self_attention_between_datapoints(
+            cols[:, :n_context], cols[:, :n_context], cols[:, :n_context]
+        )[0]
+        right = self.self_attention_between_datapoints(
+            cols[:, n_context:], cols[:, :n_context], cols[:, :n_context]
+        )[0]
         cols = torch.cat([left, right], dim=1) + cols
         src = self.norm2(cols.reshape(b, t, r, e).transpose(1, 2))  # -> (B, R, T, E)
         src = self.linear2(F.gelu(self.linear1(src))) + src
