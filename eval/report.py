@@ -98,6 +98,7 @@ def plot_roc_auc_vs_k(summary: pd.DataFrame, path: str | os.PathLike[str],
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     summary = summary.assign(label=_label(summary))
     labels = list(dict.fromkeys(summary["label"]))
@@ -115,6 +116,9 @@ def plot_roc_auc_vs_k(summary: pd.DataFrame, path: str | os.PathLike[str],
             high = lines["roc_auc_mean"] + lines["roc_auc_std"].fillna(0)
             axis.fill_between(lines[key], low, high, alpha=0.15)
         axis.set_xscale("log", base=2)
+        ticks = sorted(group[key].unique())
+        axis.set_xticks(ticks, [str(t) for t in ticks])
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_title(label, fontsize=10)
         axis.set_xlabel("context size k")
         axis.set_ylabel("ROC-AUC")
@@ -147,6 +151,7 @@ def plot_efficiency(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     points = efficiency_points(summary)
     figure, axis = plt.subplots(figsize=(6, 4.5))
@@ -155,6 +160,9 @@ def plot_efficiency(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
         axis.annotate(point.method, (point.seconds, point.roc_auc), fontsize=8,
                       xytext=(4, 4), textcoords="offset points")
     axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.set_xlabel("seconds per draw (fit + predict)")
     axis.set_ylabel("mean ROC-AUC")
     axis.set_title("accuracy vs inference time")
