@@ -57,6 +57,8 @@ __all__ = ["RDBPFNClassifier"]
 DEFAULT_MAX_CONTEXT = 1024
 DEFAULT_QUERY_BATCH_SIZE = 1024
 DEFAULT_MAX_CACHE_MB = 2048
+PIECES_PER_WORKER = 4
+MIN_ROWS_PER_PIECE = 64
 _BYTES_PER_MB = 2**20
 _FLOAT32_BYTES = 4
 
@@ -241,8 +243,15 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
         self.members_ = members
         self.cached_ = self._cache_bytes(members) <= self.max_cache_mb * _BYTES_PER_MB
         if self.cached_:
-            for member in members:
-                member.cache = self.model_.encode_context(member.x_context, member.y_context)
+            encode = self.model_.encode_context
+            if len(members) == 1:  # one big context pass: intra-op threads do it well
+                members[0].cache = encode(members[0].x_context, members[0].y_context)
+            else:  # independent members in parallel single-threaded workers
+                with _query_workers(self.device) as n_workers:
+                    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                        caches = pool.map(lambda m: encode(m.x_context, m.y_context), members)
+                        for member, cache in zip(members, caches, strict=True):
+                            member.cache = cache
         return self
 
     def _make_member(
@@ -294,7 +303,10 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
         n_rows, n_classes = encoded.shape[0], len(self.classes_)
         proba = np.zeros((n_rows, n_classes), dtype=np.float64)
         with _query_workers(self.device) as n_workers:
-            size = min(self.query_batch_size, -(-n_rows // n_workers))
+            # Several pieces per worker balance the load when a core is busy elsewhere;
+            # throughput per row is flat from ~64 to 1,000 rows per piece (measured).
+            per_piece = max(MIN_ROWS_PER_PIECE, -(-n_rows // (n_workers * PIECES_PER_WORKER)))
+            size = min(self.query_batch_size, per_piece)
             pieces = [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
             progress = None
             if self.verbose:
