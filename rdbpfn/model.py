@@ -50,7 +50,8 @@ class ModelConfig:
       ``pfn-recipes.md`` (E96/FFN192/3 layers) beat logistic regression after 25 minutes
       on 2 cores, while E128/6 layers costs ~4x more per step; at 600 rows the row
       attention (cost ~ R * N * E per column) dominates, so width buys less than depth
-      and both are kept at the smallest size known to learn well.
+      and both are kept at the smallest size known to learn well. The last block only
+      computes the label token (exact), so 3 blocks cost about 2.1 blocks of compute.
     - ``norm_first=True`` + RMSNorm: pre-norm trains stably at the high learning rates
       (1e-3 .. 3e-3) that cut the speedrun's time by 42%; RMSNorm is cheaper than LayerNorm.
     - ``label_embedding="learned"``: class embeddings plus a learned "unknown" token for
