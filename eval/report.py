@@ -48,10 +48,11 @@ def _label(summary: pd.DataFrame) -> pd.Series:
     return summary["task"].astype(str)
 
 
-def markdown_table(summary: pd.DataFrame, key: str = "k") -> str:
+def markdown_table(summary: pd.DataFrame, key: str = "k", mean_per_key: bool = True) -> str:
     """Markdown: one row per (task, ``key``), one column per method, "mean ± std" ROC-AUC,
-    a "mean over tasks" row per ``key`` value (tasks where every method has a result), a
-    skipped-draws column and a table of mean seconds per draw."""
+    a "mean over tasks" row per ``key`` value (``mean_per_key``; else one row over all cells)
+    counting the tasks where every method has a result, a skipped-draws column and a table
+    of mean seconds per draw."""
     summary = summary.assign(label=_label(summary))
     methods = list(dict.fromkeys(summary["method"]))
     rows = []
@@ -73,8 +74,11 @@ def markdown_table(summary: pd.DataFrame, key: str = "k") -> str:
     table = pd.DataFrame(rows)
     if summary["label"].nunique() > 1:
         means = []
-        for value, group in summary.groupby(key, sort=True):
-            wide = group.pivot_table(index="label", columns="method", values="roc_auc_mean")
+        groups = (summary.groupby(key, sort=True) if mean_per_key
+                  else [("all", summary)])
+        for value, group in groups:
+            wide = group.pivot_table(index=["label", key], columns="method",
+                                     values="roc_auc_mean")
             wide = wide.dropna()
             if wide.empty:
                 continue
@@ -194,7 +198,7 @@ def write_report(results: pd.DataFrame, out_dir: str | os.PathLike[str],
     summary = summarize(results)
     results.to_csv(out / "draws.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    text = markdown_table(summary)
+    text = markdown_table(summary, mean_per_key=plot_k)
     notes = list((meta or {}).get("notes", []))
     if notes:
         text += "\nNotes\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"

@@ -41,6 +41,8 @@ def test_summary_and_markdown_report_means_stds_and_skips() -> None:
     assert "| db/a | 64 | 0.605 ± 0.007 | 0.810 ± 0.010 | 1 one-class |" in text
     assert "**mean over 2 tasks**" in text
     assert "| slow | 1.000 | 1.000 |" in text
+    overall = markdown_table(summary, mean_per_key=False)
+    assert "| **mean over 4 tasks** | all | 0.609 | 0.810 |" in overall
 
 
 def test_efficiency_points_average_shared_cells() -> None:
