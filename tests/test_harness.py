@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -307,6 +308,23 @@ def test_baselines_learn_a_separable_problem() -> None:
     assert {k: params[k] for k in XGBOOST_PAPER_PARAMS} == XGBOOST_PAPER_PARAMS
     forest = build_methods(["random-forest"], threads=1)[0][0].make(3)
     assert forest.get_params()["n_estimators"] == 500
+
+
+PEER_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "rdbpfn-official.pt"
+
+
+@pytest.mark.skipif(not PEER_WEIGHTS.is_file(), reason="published RDB-PFN weights absent")
+def test_rdbpfn_method_runs_one_forward_pass_per_draw() -> None:
+    from eval.harness import score_draw
+
+    methods, notes = build_methods(["rdbpfn-peer"], peer_checkpoint=PEER_WEIGHTS, threads=1)
+    assert notes == [] and methods[0].name == "rdbpfn-peer"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(164, 6)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int64)
+    scores = score_draw(methods[0], X[:64], y[:64], X[64:], y[64:], seed=0)
+    assert scores["roc_auc"] > 0.9
+    assert methods[0].make(0).get_params()["n_estimators"] == 1
 
 
 def test_single_table_protocol() -> None:
