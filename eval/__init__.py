@@ -13,8 +13,7 @@ Public surface (imported lazily so that ``import eval`` stays cheap):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rdbpfn._lazy import lazy_exports
 
 _EXPORTS = {
     "Task": "eval.tasks",
@@ -36,12 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'eval' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
