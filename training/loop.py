@@ -186,8 +186,18 @@ def make_batches(
         num_workers=config.num_workers,
         prefetch_factor=PREFETCH_BATCHES if config.num_workers > 0 else None,
         pin_memory=context.device.type == "cuda",
+        worker_init_fn=_leave_stop_signals_to_the_trainer,
     )
     return iter(loader)
+
+
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """Data workers ignore SIGTERM/SIGINT: a signal sent to the whole process group (``pkill``,
+    Ctrl+C, a session ending) must reach the trainer, which saves at the next step boundary
+    and then shuts the workers down; a worker dying first would crash the trainer instead."""
+    del worker_id
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # ---------------------------------------------------------------- model pieces
