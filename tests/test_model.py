@@ -139,28 +139,30 @@ def test_nan_and_inf_give_finite_logits_and_nan_is_the_context_mean() -> None:
     with torch.no_grad():
         logits = model(x, y)
     assert torch.isfinite(logits).all()
-    mean, _ = context_statistics(x[:, : y.shape[1]])
-    query = x[:, 26:27].clone()
-    query[:, 0, 0] = float("nan")
-    at_mean = query.clone()
-    at_mean[:, 0, 0] = mean[:, 0, 0]
-    with torch.no_grad():
-        a = model(torch.cat([x[:, :25], query], dim=1), y)
-        b = model(torch.cat([x[:, :25], at_mean], dim=1), y)
+    a, b = _missing_and_at_mean_logits(model, x, y)
     torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=0)
 
 
-def test_nan_indicator_tells_missing_from_mean() -> None:
-    model = _model("default_small")
-    x, y = _episode(nan_fraction=0.0, seed=8)
+def _missing_and_at_mean_logits(
+    model: RDBPFN, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of one query row whose first cell is missing, and of the same row with that
+    cell set to the context mean (context = the first 25 rows)."""
     mean, _ = context_statistics(x[:, :25])
     query = x[:, 26:27].clone()
     query[:, 0, 0] = float("nan")
     at_mean = query.clone()
     at_mean[:, 0, 0] = mean[:, 0, 0]
     with torch.no_grad():
-        a = model(torch.cat([x[:, :25], query], dim=1), y)
-        b = model(torch.cat([x[:, :25], at_mean], dim=1), y)
+        missing = model(torch.cat([x[:, :25], query], dim=1), y)
+        filled = model(torch.cat([x[:, :25], at_mean], dim=1), y)
+    return missing, filled
+
+
+def test_nan_indicator_tells_missing_from_mean() -> None:
+    model = _model("default_small")
+    x, y = _episode(nan_fraction=0.0, seed=8)
+    a, b = _missing_and_at_mean_logits(model, x, y)
     assert (a - b).abs().max() > 1e-4
 
 
