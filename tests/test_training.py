@@ -27,7 +27,7 @@ from training.config import (
     load_config,
     resume_compatible,
 )
-from training.loop import _Runner, train
+from training.loop import _leave_stop_signals_to_the_trainer, _Runner, train
 from training.state import atomic_torch_save, load_train_state
 from training.validation import (
     Validator,
@@ -309,6 +309,32 @@ def test_sigterm_saves_at_step_boundary_and_resumes_exactly(
     monkeypatch.setattr(_Runner, "train_step", original)
     train(long_tiny, tmp_path, resume=True, verbose=False)
     assert_same_training(tmp_path, reference_run)
+
+
+def _worker_body(ready) -> None:
+    _leave_stop_signals_to_the_trainer(0)
+    ready.set()
+    time.sleep(30)
+
+
+def test_data_workers_survive_a_signal_to_the_process_group() -> None:
+    """``pkill`` reaches the DataLoader workers too; they must leave stopping to the trainer,
+    whose own handler saves at the next step boundary (a dead worker would crash it)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    worker = context.Process(target=_worker_body, args=(ready,))
+    worker.start()
+    try:
+        assert ready.wait(60)
+        os.kill(worker.pid, signal.SIGTERM)
+        os.kill(worker.pid, signal.SIGINT)
+        worker.join(1.0)
+        assert worker.is_alive()
+    finally:
+        worker.kill()
+        worker.join()
 
 
 def test_max_minutes_stops_and_saves(tmp_path: Path) -> None:
