@@ -9,13 +9,20 @@
 - ``roc_auc_vs_k.png`` -- ROC-AUC against k, one panel per task, one line per method;
 - ``efficiency.png`` -- mean ROC-AUC against mean time per draw (fit + predict), log scale:
   the accuracy / inference-time frontier.
+
+``python -m eval.report DIR [DIR ...] --out OUT`` merges the ``draws.csv`` of earlier runs
+(e.g. the default methods and a later ``--methods rdbpfn-peer`` run on the same protocol)
+into one report; a (task, method, k, seed) present in two runs is an error, not a silent pick.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +217,48 @@ def write_report(results: pd.DataFrame, out_dir: str | os.PathLike[str],
         plot_roc_auc_vs_k(summary, out / "roc_auc_vs_k.png")
     plot_efficiency(summary, out / "efficiency.png")
     return text
+
+
+DRAW_KEY = ["database", "task", "method", "k", "seed"]
+
+
+def merge_runs(run_dirs: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, dict]:
+    """Concatenate the ``draws.csv`` of several report directories; meta lists the sources.
+
+    Raises ``ValueError`` when a directory has no ``draws.csv`` or when two runs hold the
+    same draw (task, method, k, seed).
+    """
+    frames, sources = [], []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "draws.csv"
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist; pass directories written by python -m eval")
+        frames.append(pd.read_csv(path))
+        meta_path = Path(run_dir) / "results.json"
+        meta = json.loads(meta_path.read_text()).get("meta", {}) if meta_path.is_file() else {}
+        sources.append({"dir": str(run_dir), "command": meta.get("command"),
+                        "seconds": meta.get("seconds"), "notes": meta.get("notes", [])})
+    results = pd.concat(frames, ignore_index=True)
+    key = [c for c in DRAW_KEY if c in results.columns]
+    duplicated = results.duplicated(key, keep=False)
+    if duplicated.any():
+        first = results.loc[duplicated, key].iloc[0].to_dict()
+        raise ValueError(f"draw {first} appears in more than one run; merge runs that cover "
+                         "different methods, tasks, k or seeds")
+    notes = [note for source in sources for note in source["notes"]]
+    return results, {"merged_from": sources, "notes": list(dict.fromkeys(notes))}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.report",
+                                     description="Merge benchmark runs into one report.")
+    parser.add_argument("runs", nargs="+", help="directories written by python -m eval")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    results, meta = merge_runs(args.runs)
+    print(write_report(results, args.out, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

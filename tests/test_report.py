@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from eval.harness import RESULT_COLUMNS, summarize
-from eval.report import efficiency_points, markdown_table, write_report
+from eval.report import efficiency_points, markdown_table, merge_runs, write_report
+from eval.report import main as report_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -68,3 +70,24 @@ def test_write_report_writes_every_artifact(tmp_path) -> None:
     assert len(payload["summary"]) == 2 * 2 * 2
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "draws.csv")[["roc_auc"]],
                                   results[["roc_auc"]])
+
+
+def test_merge_runs_combines_methods_and_refuses_duplicate_draws(tmp_path) -> None:
+    results = fake_results()
+    write_report(results[results["method"] == "fast"], tmp_path / "a", meta={"notes": ["x"]})
+    write_report(results[results["method"] == "slow"], tmp_path / "b", meta={"notes": ["x"]})
+    assert report_main([str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                        str(tmp_path / "ab")]) == 0
+    merged = pd.read_csv(tmp_path / "ab" / "draws.csv")
+    assert len(merged) == len(results)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "ab" / "summary.csv"),
+        summarize(pd.concat([pd.read_csv(tmp_path / d / "draws.csv") for d in "ab"],
+                            ignore_index=True)))
+    meta = json.loads((tmp_path / "ab" / "results.json").read_text())["meta"]
+    assert [s["dir"] for s in meta["merged_from"]] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert meta["notes"] == ["x"]
+    with pytest.raises(ValueError, match="more than one run"):
+        merge_runs([tmp_path / "a", tmp_path / "ab"])
+    with pytest.raises(ValueError, match="does not exist"):
+        merge_runs([tmp_path / "missing"])
