@@ -409,3 +409,29 @@ def test_plot_cli_writes_png(tmp_path: Path, reference_run: Path) -> None:
     output = tmp_path / "curve.png"
     assert main([str(reference_run), "-o", str(output)]) == 0
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_rescores_saved_weights_and_exports_the_winner(
+    tmp_path: Path, reference_run: Path
+) -> None:
+    from checkpoints import load_checkpoint
+    from training.select import main, pick, reselect_config
+
+    destination = tmp_path / "picked.pt"
+    assert main(["--run", str(reference_run), "--relational-draws", "1", "--query-rows", "16",
+                 "--synthetic-episodes", "2", "--export", "--dest", str(destination)]) == 0
+    meta = json.loads(destination.with_suffix(".json").read_text())["meta"]
+    reselection = meta["reselection"]
+    candidates = reselection["candidates"]
+    assert set(candidates) == {"best", "last"}
+    winner = reselection["picked"]
+    assert meta["exported_weights"] == winner
+    assert all(candidates[winner]["metrics"]["score"] >= c["metrics"]["score"]
+               for c in candidates.values())
+    exported = load_checkpoint(destination).model.state_dict()
+    source = torch.load(reference_run / f"{winner}.pt", weights_only=True)["state_dict"]
+    assert tensors_equal(exported, source)
+    tie = {"best": {"metrics": {"score": 0.7}}, "last": {"metrics": {"score": 0.7}}}
+    assert pick(tie) == "best"
+    with pytest.raises(ValueError, match="relational_draws=0"):
+        reselect_config(load_config("tiny").validation, relational_draws=0)

@@ -59,11 +59,14 @@ def export_meta(weights_meta: dict[str, Any], counters: Counters) -> dict[str, A
 
 
 def export_run(
-    run_dir: str | Path, destination: str | Path | None = None, which: str = "best"
+    run_dir: str | Path, destination: str | Path | None = None, which: str = "best",
+    reselection: dict[str, Any] | None = None,
 ) -> Path:
     """Write the run's ``which`` ("best" or "last") weights to ``destination`` (+ sidecar).
 
     ``destination`` defaults to ``checkpoints.DEFAULT_CHECKPOINT`` (the shipped model).
+    ``reselection`` (from ``python -m training.select``) goes into the meta as is: the
+    larger validation that picked ``which`` among the run's saved weights.
     """
     from checkpoints import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 
@@ -79,6 +82,9 @@ def export_run(
     loaded = load_checkpoint(weights_path)
     counters = Counters.from_dict(load_train_state(run_dir / STATE_FILE)["counters"])
     meta = export_meta(loaded.meta, counters)
+    meta["exported_weights"] = which
+    if reselection is not None:
+        meta["reselection"] = reselection
     return save_checkpoint(destination or DEFAULT_CHECKPOINT, loaded.model, meta)
 
 
