@@ -152,7 +152,7 @@ def evaluate_single_table(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m eval.single_table``: run the suite, print the table, write the report."""
-    from eval.baselines import DEFAULT_METHODS, METHODS, build_methods
+    from eval.baselines import FAST_METHODS, METHODS, build_methods
     from eval.report import write_report
 
     parser = argparse.ArgumentParser(prog="python -m eval.single_table", description=__doc__,
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     datasets = args.datasets or (QUICK_DATASETS if args.quick else list(DATASETS))
     repeats = args.repeats or (3 if args.quick else N_REPEATS)
-    names = args.methods or DEFAULT_METHODS
+    names = args.methods or FAST_METHODS
     methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads)
     for note in notes:
         print(note, file=sys.stderr)

@@ -340,3 +340,12 @@ def test_single_table_protocol() -> None:
                                     range(2), verbose=False)
     assert len(results) == 2 and (results["k"] == 398).all() and (results["n_test"] == 171).all()
     assert results["roc_auc"].min() > 0.95
+
+
+def test_full_protocol_runs_every_method_and_quick_skips_the_paper_xgboost() -> None:
+    from eval.__main__ import _parser, method_names
+
+    assert "xgboost-paper" in method_names(_parser().parse_args([]))
+    assert "xgboost-paper" not in method_names(_parser().parse_args(["--quick"]))
+    chosen = _parser().parse_args(["--quick", "--methods", "xgboost-paper"])
+    assert method_names(chosen) == ("xgboost-paper",)
