@@ -19,6 +19,12 @@ Timing: ``--rounds`` interleaved rounds (ours three times, then the reference on
 that both see the same machine load; the medians of all runs are compared. Prints the
 times side by side, the ratio, the max abs probability difference, the cached predict
 time for 10,000 query rows, and the process's peak resident memory.
+
+It also counts the floating-point operations of both forwards (``FlopCounterMode``, plus
+a formula for the CPU flash-attention kernel it does not count) and times a float32 GEMM
+on the same threads. Our FLOP rate as a share of the GEMM rate shows how much time a
+faster kernel could still save. The FLOP ratio bounds the speed-up of any exact
+implementation that runs both forwards equally well.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from checkpoints import load_checkpoint, save_random_checkpoint
 from checkpoints.published import to_published_state_dict
@@ -49,6 +56,19 @@ OURS_PER_ROUND = 3
 DEFAULT_PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "rdbpfn-official.pt"
 _CLIP = 100.0
 _STD_EPS = 1e-20
+GEMM_SIZE = 2048
+_CPU_FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None,
+                     **kwargs) -> int:
+    """q k^T and p v of the CPU flash-attention kernel: 2 * B * H * Lq * Lk * (D + Dv)."""
+    batch, heads, n_query, dim = query_shape
+    return 2 * batch * heads * n_query * key_shape[-2] * (dim + value_shape[-1])
+
+
+if _CPU_FLASH.default not in flop_registry:  # FlopCounterMode has no formula for it
+    register_flop_formula(_CPU_FLASH)(_cpu_flash_flops)
 
 
 class ReferenceBlock(nn.Module):
@@ -155,6 +175,22 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def _flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of ``fn`` on this thread (matmuls and attention)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _gemm_rate() -> float:
+    """FLOP/s of a float32 GEMM of size GEMM_SIZE on the current threads (median of 5)."""
+    a = torch.randn(GEMM_SIZE, GEMM_SIZE)
+    b = torch.randn(GEMM_SIZE, GEMM_SIZE)
+    torch.mm(a, b)
+    seconds, _ = _timed(lambda: torch.mm(a, b), 5)
+    return 2 * GEMM_SIZE**3 / seconds
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -206,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         rss_reference = _peak_rss_mb()
         predict_time = statistics.median(ours_times)
         reference_time = statistics.median(reference_times)
+        member = clf.members_[0]
+        query_shape = (member.x_context.shape[0], N_QUERY, member.x_context.shape[2])
+        ours_flops = _flops(lambda: clf.model_.forward_queries(member.cache,
+                                                               torch.zeros(query_shape)))
+        reference_flops = _flops(lambda: reference(x, yc))
+        gemm_rate = _gemm_rate()
 
     difference = float(np.abs(ours - theirs[0].double().numpy()).max())
     ratio = reference_time / predict_time
@@ -220,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'fit (context cache, once) (s)':34s}{fit_time:10.3f}")
     print(f"{'predict 10,000 queries, cached (s)':34s}{large_time:10.3f}"
           f"   ({large_time / predict_time:.1f}x the 1,000-row time)")
+    ours_rate, reference_rate = ours_flops / predict_time, reference_flops / reference_time
+    print(f"GFLOP: ours {ours_flops / 1e9:.1f}, reference {reference_flops / 1e9:.1f} "
+          f"({reference_flops / ours_flops:.1f}x ours); GFLOP/s: ours {ours_rate / 1e9:.0f}, "
+          f"reference {reference_rate / 1e9:.0f}, float32 GEMM {gemm_rate / 1e9:.0f} "
+          f"(ours at {ours_rate / gemm_rate:.0%} of it)")
     print(f"max abs probability difference: {difference:.2e}")
     print(f"peak RSS (MB): start {rss_start:.0f}, after ours {rss_ours:.0f}, "
           f"after reference {rss_reference:.0f}")
