@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 from eval.baselines import XGBOOST_PAPER_PARAMS, Method, build_methods, logistic_regression
 from eval.features import FeatureSpec, pool_rows, task_features, to_numeric
 from eval.harness import evaluate, summarize
+from eval.speed import DEFAULT_PEER
 from eval.tasks import TASKS, Task, stable_seed, validation_episodes
 
 N_ENTITIES = 120
@@ -310,14 +310,11 @@ def test_baselines_learn_a_separable_problem() -> None:
     assert forest.get_params()["n_estimators"] == 500
 
 
-PEER_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "rdbpfn-official.pt"
-
-
-@pytest.mark.skipif(not PEER_WEIGHTS.is_file(), reason="published RDB-PFN weights absent")
+@pytest.mark.skipif(not DEFAULT_PEER.is_file(), reason="published RDB-PFN weights absent")
 def test_rdbpfn_method_runs_one_forward_pass_per_draw() -> None:
     from eval.harness import score_draw
 
-    methods, notes = build_methods(["rdbpfn-peer"], peer_checkpoint=PEER_WEIGHTS, threads=1)
+    methods, notes = build_methods(["rdbpfn-peer"], peer_checkpoint=DEFAULT_PEER, threads=1)
     assert notes == [] and methods[0].name == "rdbpfn-peer"
     rng = np.random.default_rng(0)
     X = rng.normal(size=(164, 6)).astype(np.float32)

@@ -79,9 +79,9 @@ def score_candidates(run_dir: str | Path, config: ValidationConfig,
 
 
 def pick(scores: dict[str, dict[str, Any]]) -> str:
-    """The candidate with the highest ``score``; ties go to the earlier name in ``scores``."""
-    return max(scores, key=lambda name: (scores[name]["metrics"]["score"],
-                                         -list(scores).index(name)))
+    """The candidate with the highest ``score``; ties go to the earlier name in ``scores``
+    (``max`` keeps the first of equal keys)."""
+    return max(scores, key=lambda name: scores[name]["metrics"]["score"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
