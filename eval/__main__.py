@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="RDB-PFN checkpoint (default: checkpoints.resolve_checkpoint())")
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
+    parser.add_argument("--estimators", type=int, default=1,
+                        help="ensemble members of both RDB-PFN methods (default 1, the paper's "
+                        "protocol; the classifier's own default is 4); names get -e<N>")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per method (default 1; see --workers)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
@@ -95,7 +98,8 @@ def run_relational(args: argparse.Namespace) -> str:
     test_rows = args.test_rows or (QUICK_TEST_ROWS if args.quick else TEST_ROWS)
     spec = FeatureSpec(max_features=args.max_features) if args.max_features else FeatureSpec()
     names = method_names(args)
-    methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads)
+    methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads,
+                                   args.estimators)
     for note in notes:
         print(note, file=sys.stderr)
     tasks = get_tasks(args.tasks)
@@ -107,6 +111,7 @@ def run_relational(args: argparse.Namespace) -> str:
     meta = {
         "suite": "relational", "command": " ".join(["python -m eval", *sys.argv[1:]]),
         "quick": args.quick, "workers": args.workers, "threads": args.threads,
+        "estimators": args.estimators,
         "ks": list(ks), "seeds": list(seeds), "test_rows": test_rows,
         "methods": [m.name for m in methods], "notes": notes,
         "tasks": [t.summary() | {"description": t.description} for t in tasks],
@@ -125,7 +130,10 @@ def run_relational(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.estimators < 1:
+        parser.error(f"--estimators must be >= 1, got {args.estimators}")
     if args.suite in ("relational", "all"):
         run_relational(args)
     if args.suite in ("single-table", "all"):
@@ -136,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded += ["--quiet"] if args.quiet else []
         for flag, value in (("--checkpoint", args.checkpoint),
                             ("--peer-checkpoint", args.peer_checkpoint),
-                            ("--threads", args.threads)):
+                            ("--threads", args.threads), ("--estimators", args.estimators)):
             if value is not None:
                 forwarded += [flag, str(value)]
         if args.methods:

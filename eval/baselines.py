@@ -168,22 +168,30 @@ def build_methods(
     checkpoint: str | os.PathLike[str] | None = None,
     peer_checkpoint: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    estimators: int = RDBPFN_ESTIMATORS,
 ) -> tuple[list[Method], list[str]]:
     """Methods by name, plus notes on the ones skipped (missing checkpoint, no peer path).
 
     ``rdbpfn`` is skipped with a note when no checkpoint exists; ``rdbpfn-peer`` is skipped
-    silently unless ``peer_checkpoint`` is given (then a missing file raises).
+    silently unless ``peer_checkpoint`` is given (then a missing file raises). Both RDB-PFN
+    methods use ``estimators`` ensemble members; with more than one their names get a
+    ``-e<estimators>`` suffix, so runs with different ensembles merge side by side.
     """
+    if isinstance(estimators, bool) or not isinstance(estimators, int) or estimators < 1:
+        raise ValueError(f"estimators must be an integer >= 1, got {estimators!r}.")
+    suffix = "" if estimators == 1 else f"-e{estimators}"
     methods, notes = [], []
     for name in names:
         if name == "rdbpfn":
             try:
-                methods.append(rdbpfn(checkpoint, threads=threads))
+                methods.append(rdbpfn(checkpoint, name=name + suffix, n_estimators=estimators,
+                                      threads=threads))
             except FileNotFoundError as error:
                 notes.append(f"RDBPFN skipped: {error}")
         elif name == "rdbpfn-peer":
             if peer_checkpoint is not None:
-                methods.append(rdbpfn(peer_checkpoint, name="rdbpfn-peer", threads=threads))
+                methods.append(rdbpfn(peer_checkpoint, name=name + suffix,
+                                      n_estimators=estimators, threads=threads))
         elif name == "logreg":
             methods.append(logistic_regression())
         elif name == "random-forest":

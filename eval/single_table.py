@@ -165,19 +165,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per method")
+    parser.add_argument("--estimators", type=int, default=1,
+                        help="ensemble members of both RDB-PFN methods (default 1)")
     parser.add_argument("--out", default=os.path.join("results", "single_table"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.estimators < 1:
+        parser.error(f"--estimators must be >= 1, got {args.estimators}")
 
     start = time.perf_counter()
     datasets = args.datasets or (QUICK_DATASETS if args.quick else list(DATASETS))
     repeats = args.repeats or (3 if args.quick else N_REPEATS)
     names = args.methods or FAST_METHODS
-    methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads)
+    methods, notes = build_methods(names, args.checkpoint, args.peer_checkpoint, args.threads,
+                                   args.estimators)
     for note in notes:
         print(note, file=sys.stderr)
     results = evaluate_single_table(methods, datasets, range(repeats), verbose=not args.quiet)
     meta = {"suite": "single-table", "datasets": datasets, "repeats": repeats,
+            "estimators": args.estimators,
             "methods": [m.name for m in methods], "notes": notes,
             "seconds": round(time.perf_counter() - start, 1)}
     print(write_report(results, args.out, meta, plot_k=False))

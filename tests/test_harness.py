@@ -290,6 +290,21 @@ def test_build_methods_skips_missing_checkpoint_with_a_note(tmp_path) -> None:
         build_methods(["catboost"])
 
 
+def test_build_methods_estimators_name_and_validation() -> None:
+    methods, _ = build_methods(["rdbpfn", "logreg"], estimators=4)
+    assert [m.name for m in methods] == ["rdbpfn-e4", "logreg"]
+    assert methods[0].make(0).get_params()["n_estimators"] == 4
+    assert build_methods(["rdbpfn"])[0][0].name == "rdbpfn"
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="estimators must be an integer >= 1"):
+            build_methods(["rdbpfn"], estimators=bad)
+    from eval.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--estimators", "0", "--methods", "logreg"])
+    assert exit_info.value.code == 2
+
+
 def test_baselines_learn_a_separable_problem() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 5)).astype(np.float32)
