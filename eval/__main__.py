@@ -24,7 +24,7 @@ DEFAULT_WORKERS = min(DEFAULT_WORKERS_CAP, os.cpu_count() or 1)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from eval.baselines import METHODS
+    from eval.baselines import METHODS, estimators_arg
     from eval.harness import KS, N_SEEDS, TEST_ROWS
 
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="RDB-PFN checkpoint (default: checkpoints.resolve_checkpoint())")
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
-    parser.add_argument("--estimators", type=int, default=1,
+    parser.add_argument("--estimators", type=estimators_arg, default=1,
                         help="ensemble members of both RDB-PFN methods (default 1, the paper's "
                         "protocol; the classifier's own default is 4); names get -e<N>")
     parser.add_argument("--threads", type=int, default=None,
@@ -130,10 +130,7 @@ def run_relational(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.estimators < 1:
-        parser.error(f"--estimators must be >= 1, got {args.estimators}")
+    args = _parser().parse_args(argv)
     if args.suite in ("relational", "all"):
         run_relational(args)
     if args.suite in ("single-table", "all"):

@@ -163,6 +163,19 @@ FAST_METHODS = tuple(name for name in DEFAULT_METHODS if name != "xgboost-paper"
 cost 2-45 s per draw (k = 64 to 1,024), so that those runs finish in minutes."""
 
 
+def estimators_arg(text: str) -> int:
+    """argparse ``type`` of ``--estimators`` (both benchmark CLIs): an integer >= 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def build_methods(
     names: Iterable[str] = METHODS,
     checkpoint: str | os.PathLike[str] | None = None,

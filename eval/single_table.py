@@ -152,7 +152,7 @@ def evaluate_single_table(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m eval.single_table``: run the suite, print the table, write the report."""
-    from eval.baselines import FAST_METHODS, METHODS, build_methods
+    from eval.baselines import FAST_METHODS, METHODS, build_methods, estimators_arg
     from eval.report import write_report
 
     parser = argparse.ArgumentParser(prog="python -m eval.single_table", description=__doc__,
@@ -165,13 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per method")
-    parser.add_argument("--estimators", type=int, default=1,
+    parser.add_argument("--estimators", type=estimators_arg, default=1,
                         help="ensemble members of both RDB-PFN methods (default 1)")
     parser.add_argument("--out", default=os.path.join("results", "single_table"))
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    if args.estimators < 1:
-        parser.error(f"--estimators must be >= 1, got {args.estimators}")
 
     start = time.perf_counter()
     datasets = args.datasets or (QUICK_DATASETS if args.quick else list(DATASETS))

@@ -299,10 +299,13 @@ def test_build_methods_estimators_name_and_validation() -> None:
         with pytest.raises(ValueError, match="estimators must be an integer >= 1"):
             build_methods(["rdbpfn"], estimators=bad)
     from eval.__main__ import main
+    from eval.single_table import main as single_table_main
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--estimators", "0", "--methods", "logreg"])
-    assert exit_info.value.code == 2
+    for cli in (main, single_table_main):
+        for bad in ("0", "two"):
+            with pytest.raises(SystemExit) as exit_info:
+                cli(["--estimators", bad, "--methods", "logreg"])
+            assert exit_info.value.code == 2
 
 
 def test_baselines_learn_a_separable_problem() -> None:
