@@ -26,8 +26,11 @@ import numpy as np
 import pandas as pd
 
 from priors.ddl import load_ddl
+from priors.plots import plot_correlation, plot_degrees, plot_schema
 from priors.relational import SyntheticDatabase, generate_database
 from priors.schema import MAX_TABLES
+from priors.tasks import linearize_task, sample_task
+from rdbpfn.encoding import encode_frame
 
 FORMATS = ("parquet", "sqlite")
 
@@ -133,9 +136,6 @@ def command_sample(args: argparse.Namespace) -> int:
 
 
 def command_show(args: argparse.Namespace) -> int:
-    from priors.plots import plot_correlation, plot_degrees, plot_schema
-    from priors.tasks import linearize_task, sample_task, to_numeric
-
     out = Path(args.out)
     db = _generate(args, 0)
     print(plot_schema(db, out / "schema.png"))
@@ -149,7 +149,7 @@ def command_show(args: argparse.Namespace) -> int:
     else:
         print("no task could be drawn on this database; correlation.png skipped")
         return 0
-    print(plot_correlation(to_numeric(frame), [str(c) for c in frame.columns],
+    print(plot_correlation(encode_frame(frame)[0], [str(c) for c in frame.columns],
                            out / "correlation.png"))
     return 0
 

@@ -1,7 +1,7 @@
 """Training episodes: one labelled table cut to a fixed (rows, columns) shape and split.
 
 :func:`finalize` turns any labelled table (single-table prior or a linearized relational task)
-into an :class:`Episode`:
+into an :class:`rdbpfn.episode.Episode`:
 
 1. rows are shuffled and subsampled to ``rows``. A table with fewer rows is **rejected**
    (``None``): a batch needs one fixed shape, and padding rows would leak into attention. The
@@ -19,10 +19,10 @@ into an :class:`Episode`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+
+from rdbpfn.episode import Episode
 
 __all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize", "relabel"]
 
@@ -30,22 +30,6 @@ __all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize", "rel
 CONTEXT_FRACTION = (0.5, 0.9)
 # A class needs one row in the context and one among the queries.
 MIN_ROWS_PER_CLASS = 2
-
-
-@dataclass
-class Episode:
-    """One in-context learning task.
-
-    Attributes:
-        X: (rows, columns) float32 features, NaN for missing values; all-zero padding columns.
-        y: (rows,) int64 labels in {0, 1}.
-        n_context: the first ``n_context`` rows are the labelled context, the rest are queries;
-            both classes occur in the context and in the queries.
-    """
-
-    X: torch.Tensor
-    y: torch.Tensor
-    n_context: int
 
 
 def _check_table(x: np.ndarray, y: np.ndarray) -> None:

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 from priors.relational import SyntheticDatabase  # noqa: E402
 from priors.structure import gini  # noqa: E402
 from priors.tasks import feature_block  # noqa: E402
+from rdbpfn.atomic import atomic_write  # noqa: E402
 
 
 def plot_schema(db: SyntheticDatabase, path: str | Path) -> Path:
@@ -77,8 +78,7 @@ def plot_correlation(x: np.ndarray, names: list[str], path: str | Path) -> Path:
 
 def _save(figure: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    path = atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=110))
     plt.close(figure)
     return path

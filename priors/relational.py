@@ -4,8 +4,8 @@
 schema (:mod:`priors.schema`, or a user's SQL DDL via :mod:`priors.ddl`), structure
 (:mod:`priors.structure`: foreign keys by the selective SCM or a block model, timestamps from
 :mod:`priors.temporal`) and content (:mod:`priors.content`: a random relational GNN).
-``sample_tasks(rng, rows, columns)`` generates one database and several binary tasks on it
-(:mod:`priors.tasks`), each linearized with ``rdbpfn.linearize``.
+``priors.tasks.sample_tasks(rng, rows, columns)`` generates one database and several binary
+tasks on it (:mod:`priors.tasks`), each linearized with ``rdbpfn.linearize``.
 
 Time: every timed table's rows are in time order, and a row of a timed table only
 references parent rows that exist at its time. Tables referencing a timed table are timed.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -35,12 +35,10 @@ from priors.structure import (
     sample_linker_config,
 )
 from priors.temporal import N_TEMPORAL_FEATURES, sample_signature
+from rdbpfn.database import Database
+from rdbpfn.table import Table
 
-if TYPE_CHECKING:
-    from rdbpfn.database import Database
-
-__all__ = ["SyntheticDatabase", "SyntheticTable", "generate_database", "sample_database",
-           "sample_tasks"]
+__all__ = ["SyntheticDatabase", "SyntheticTable", "generate_database", "sample_database"]
 
 # Rows per table: (smallest, largest). Sources draw in the lower half, activity (sink)
 # tables in the upper part; override with row_range=(lo, hi).
@@ -141,8 +139,6 @@ class SyntheticDatabase:
         for every table without dropped columns (saves rebuilding frames). Integrity holds
         by construction (tested), so validation is off by default.
         """
-        from rdbpfn.database import Database, Table
-
         drop = drop or {}
         tables = {}
         for name, table in self.tables.items():
@@ -389,24 +385,3 @@ def _ddl_specs(
 def sample_database(rng: np.random.Generator, **kwargs: Any) -> Database:
     """One synthetic ``rdbpfn.Database``; keyword arguments as :func:`generate_database`."""
     return generate_database(rng, **kwargs).to_database()
-
-
-def sample_tasks(
-    rng: np.random.Generator,
-    rows: int,
-    columns: int,
-    n_tasks: int = 6,
-    max_depth: int | None = None,
-    **kwargs: Any,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Generate ONE database and up to ``n_tasks`` binary tasks on it.
-
-    Each task is ``(X, y)``: X (n, p) float64 DFS features (NaN allowed) with n <= rows
-    (n == rows whenever the database allows it), y (n,) int64 in {0, 1} with both classes.
-    ``max_depth`` is the DFS depth (None: 1 with probability 0.75, else 2); other keyword
-    arguments go to :func:`generate_database`.
-    """
-    from priors.tasks import tasks_for_database
-
-    database = generate_database(rng, min_rows=rows, **kwargs)
-    return tasks_for_database(rng, database, rows, columns, n_tasks, max_depth)

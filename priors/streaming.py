@@ -25,7 +25,6 @@ In "mixed" streams batch ``i`` holds ``floor((i+1) B f) - floor(i B f)`` relatio
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -35,14 +34,10 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from priors.episode import (
-    CONTEXT_FRACTION,
-    MIN_ROWS_PER_CLASS,
-    Episode,
-    finalize_arrays,
-    relabel,
-)
+from priors.episode import CONTEXT_FRACTION, MIN_ROWS_PER_CLASS, finalize_arrays, relabel
 from priors.single_table import DEFAULT_PRIOR, SingleTablePrior, sample_table
+from priors.tasks import sample_tasks
+from rdbpfn.episode import Episode
 
 __all__ = ["KINDS", "TASKS_PER_DATABASE", "EpisodeDataset", "stream"]
 
@@ -59,24 +54,13 @@ _BATCH_KEY = 0
 _DATABASE_KEY = 1
 _SLOT_KEY = 2
 
-Table = tuple[np.ndarray, np.ndarray]
-RelationalSampler = Callable[..., list[Table]]
+# One labelled task: X (n, p) float64, y (n,) labels.
+LabelledArrays = tuple[np.ndarray, np.ndarray]
+RelationalSampler = Callable[..., list[LabelledArrays]]
 
 
 def _generator(seed: int, key: tuple[int, ...]) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
-
-
-def _load_relational_sampler() -> RelationalSampler:
-    """``priors.relational.sample_tasks``, imported only when a relational stream starts."""
-    try:
-        module = importlib.import_module("priors.relational")
-    except ImportError as error:
-        raise ImportError(
-            "kind='relational'/'mixed' needs priors.relational.sample_tasks, which could not be "
-            f"imported ({error}); use kind='single_table' or pass relational_sampler=..."
-        ) from error
-    return module.sample_tasks
 
 
 def _usable(x: np.ndarray, y: np.ndarray, min_rows: int) -> bool:
@@ -117,9 +101,9 @@ class _RelationalLane:
         self.sampler_kwargs = sampler_kwargs
         self.stats = stats
         self._database_index = -1
-        self._tasks: list[Table] = []
+        self._tasks: list[LabelledArrays] = []
 
-    def take(self, start: int, count: int) -> list[Table]:
+    def take(self, start: int, count: int) -> list[LabelledArrays]:
         """The raw tasks of lane slots ``[start, start + count)``."""
         out = []
         for slot in range(start, start + count):
@@ -186,7 +170,7 @@ class EpisodeDataset(IterableDataset):
             (default ``ceil(columns / 2)``; ``columns`` gives fixed-width tables).
         single_table_prior: the single-table meta-distribution.
         tasks_per_database: relational tasks used from each generated database.
-        relational_sampler: replaces ``priors.relational.sample_tasks`` (same signature).
+        relational_sampler: replaces ``priors.tasks.sample_tasks`` (same signature).
         relational_kwargs: extra keyword arguments for the relational sampler (``n_tasks`` is
             set to ``tasks_per_database`` when the sampler takes it).
         relabel_fraction: share of relational episodes whose label is replaced by a random
@@ -314,7 +298,7 @@ class EpisodeDataset(IterableDataset):
         index = self.start_index + worker
         lane = None
         if self._relational_share > 0:
-            sampler = self.relational_sampler or _load_relational_sampler()
+            sampler = self.relational_sampler or sample_tasks
             kwargs = dict(self.relational_kwargs)
             if "n_tasks" in inspect.signature(sampler).parameters:
                 kwargs.setdefault("n_tasks", self.tasks_per_database)
@@ -344,7 +328,7 @@ class EpisodeDataset(IterableDataset):
         rng = _generator(self.seed, (_BATCH_KEY, global_index))
         fraction = rng.uniform(*self.context_fraction)
         relational_slots = rng.permutation(b)[:relational_count]
-        raw: dict[int, Table] = {}
+        raw: dict[int, LabelledArrays] = {}
         if relational_count:
             assert lane is not None
             tasks = lane.take(offset, relational_count)
@@ -384,7 +368,7 @@ class EpisodeDataset(IterableDataset):
         )
 
     def _relational_episode(
-        self, task: Table, rows: int, n_context: int, rng: np.random.Generator
+        self, task: LabelledArrays, rows: int, n_context: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         x, y = task
         if self.relabel_fraction > 0.0 and rng.random() < self.relabel_fraction:
@@ -420,7 +404,7 @@ def stream(
     seed: int = 0,
     **kwargs: Any,
 ) -> Iterator[Episode]:
-    """Infinite iterator of :class:`~priors.episode.Episode` (X (rows, columns), y (rows,)).
+    """Infinite iterator of :class:`~rdbpfn.episode.Episode` (X (rows, columns), y (rows,)).
 
     Each episode draws its own context size. ``kwargs`` go to :class:`EpisodeDataset`
     (e.g. ``relational_fraction``, ``single_table_prior``, ``rank``/``world_size``); the

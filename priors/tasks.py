@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from priors.relational import SyntheticDatabase
-    from rdbpfn.database import Database
+from priors.relational import SyntheticDatabase, generate_database
+from rdbpfn.database import Database
+from rdbpfn.dfs import feature_names, linearize
+from rdbpfn.encoding import encode_frame
 
 TASK_KINDS = ("column", "event_count", "event_value")
 TASK_KIND_WEIGHTS = (0.4, 0.4, 0.2)
@@ -248,8 +249,6 @@ def linearize_task(
     reused). ``max_features`` (with ``rng``): compute only a random subset of that many of
     the DFS features (in their DFS order) instead of all of them.
     """
-    from rdbpfn.dfs import feature_names, linearize
-
     if task.drop or database is None:
         database = db.to_database(drop=task.drop, reuse=database)
     features = None
@@ -270,30 +269,6 @@ def linearize_task(
         max_depth=max_depth,
         features=features,
     )
-
-
-def to_numeric(frame: pd.DataFrame) -> np.ndarray:
-    """(n, p) float64 matrix of a feature frame: numbers as they are, booleans 0/1,
-    categories as codes, missing as NaN."""
-    out = np.empty((len(frame), frame.shape[1]), dtype=np.float64)
-    floats = [j for j, dtype in enumerate(frame.dtypes) if dtype == np.float64]
-    if floats:  # one block copy for the (usual) float64 majority
-        out[:, floats] = frame.iloc[:, floats].to_numpy(dtype=np.float64)
-    for j, (name, dtype) in enumerate(frame.dtypes.items()):
-        if dtype == np.float64:
-            continue
-        series = frame[name]
-        if isinstance(dtype, pd.CategoricalDtype):
-            out[:, j] = series.cat.codes.to_numpy()
-            out[out[:, j] < 0, j] = np.nan
-        elif pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-            out[:, j] = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
-            out[:, j] = series.to_numpy().astype("datetime64[s]").astype(np.float64)
-        else:
-            out[:, j] = pd.factorize(series, sort=True)[0]
-            out[out[:, j] < 0, j] = np.nan
-    return out
 
 
 def informative_columns(x: np.ndarray) -> np.ndarray:
@@ -333,7 +308,7 @@ def tasks_for_database(
         keep = OVERGENERATE[depth] * columns
         # computed with a margin for the columns that turn out constant on these rows
         frame = linearize_task(db, task, depth, database, int(DFS_MARGIN * keep), rng)
-        x = to_numeric(frame)
+        x, _ = encode_frame(frame)
         x = x[:, informative_columns(x)]
         if x.shape[1] == 0:  # nothing varies across these rows: no task
             continue
@@ -341,3 +316,22 @@ def tasks_for_database(
             x = x[:, np.sort(rng.choice(x.shape[1], size=keep, replace=False))]
         out.append((x, task.labels))
     return out
+
+
+def sample_tasks(
+    rng: np.random.Generator,
+    rows: int,
+    columns: int,
+    n_tasks: int = 6,
+    max_depth: int | None = None,
+    **kwargs: Any,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Generate ONE database and up to ``n_tasks`` binary tasks on it.
+
+    Each task is ``(X, y)``: X (n, p) float64 DFS features (NaN allowed) with n <= rows
+    (n == rows whenever the database allows it), y (n,) int64 in {0, 1} with both classes.
+    ``max_depth`` is the DFS depth (None: 1 with probability 0.75, else 2); other keyword
+    arguments go to :func:`priors.relational.generate_database`.
+    """
+    database = generate_database(rng, min_rows=rows, **kwargs)
+    return tasks_for_database(rng, database, rows, columns, n_tasks, max_depth)

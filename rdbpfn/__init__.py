@@ -1,28 +1,43 @@
 """rdbpfn: a relational foundation model trained only on synthetic databases.
 
-Public surface (imported lazily so that ``import rdbpfn`` stays cheap):
+Public surface:
 
 - :class:`RDBPFNClassifier` -- sklearn-style ``fit`` / ``predict_proba`` in-context classifier.
 - :class:`Database`, :class:`Table` -- a typed relational database.
 - :func:`linearize` -- Deep Feature Synthesis: one feature row per (entity, cutoff).
-- :class:`ModelConfig`, :class:`RDBPFN` -- the bi-attention transformer.
+- :class:`TableEncoder`, :func:`encode_frame` -- the frame-to-matrix encoding that the prior,
+  the benchmark and the classifier share.
+- :class:`Episode` -- one in-context problem (context rows, query rows).
+- :class:`ModelConfig`, :class:`RDBPFN` -- the bi-attention transformer;
+  :func:`load_checkpoint` / :func:`save_checkpoint` -- its file format.
+
+``rdbpfn`` is the ground floor of this repository: it imports nothing from the developer
+packages ``priors``, ``training`` and ``eval``, and it owns every agreement they share.
 """
 
 from __future__ import annotations
 
-from rdbpfn._lazy import lazy_exports
+from rdbpfn.checkpoint import load_checkpoint, save_checkpoint
+from rdbpfn.classifier import RDBPFNClassifier
+from rdbpfn.database import Database
+from rdbpfn.dfs import linearize
+from rdbpfn.encoding import TableEncoder, encode_frame
+from rdbpfn.episode import Episode
+from rdbpfn.model import RDBPFN, ModelConfig
+from rdbpfn.table import Table
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "RDBPFNClassifier": "rdbpfn.classifier",
-    "Database": "rdbpfn.database",
-    "Table": "rdbpfn.database",
-    "linearize": "rdbpfn.dfs",
-    "ModelConfig": "rdbpfn.model",
-    "RDBPFN": "rdbpfn.model",
-}
-
-__all__ = sorted(_EXPORTS)
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [
+    "RDBPFN",
+    "Database",
+    "Episode",
+    "ModelConfig",
+    "RDBPFNClassifier",
+    "Table",
+    "TableEncoder",
+    "encode_frame",
+    "linearize",
+    "load_checkpoint",
+    "save_checkpoint",
+]

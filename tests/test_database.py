@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdbpfn.database import MISSING_TIME, Database, Table, time_keys
+from rdbpfn.database import Database
+from rdbpfn.table import MISSING_TIME, Table, time_keys
 
 logging.getLogger("featuretools").setLevel(logging.ERROR)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdbpfn.database import Database, Table
+from rdbpfn.database import Database
+from rdbpfn.table import Table
 from rdbpfn.dfs import feature_names, fit_budget, linearize, select_features
 from rdbpfn.dfs.budget import BUDGET_LADDER
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdbpfn.database import Database, Table
+from rdbpfn.database import Database
+from rdbpfn.table import Table
 from rdbpfn.dfs import linearize
 from rdbpfn.dfs.featuretools_engine import differences
 

@@ -1,7 +1,7 @@
 """Episode streaming: determinism, fixed shapes, disjoint shards, exact resume, all tasks used.
 
 Relational streams use a small fake generator with the contract of
-``priors.relational.sample_tasks`` (the real one is exercised by its own tests and by
+``priors.tasks.sample_tasks`` (the real one is exercised by its own tests and by
 ``python -m eval.prior_speed``).
 """
 
@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import priors
+import rdbpfn
 from priors.streaming import EpisodeDataset, stream
 
 
@@ -188,7 +189,7 @@ def test_stream_yields_episodes_and_priors_stream_is_callable() -> None:
     assert len({e.n_context for e in episodes}) > 1  # each episode draws its own split
     again = next(priors.stream("single_table", rows=64, columns=5, seed=0))
     assert torch.equal(again.X.nan_to_num(-1), episodes[0].X.nan_to_num(-1))
-    assert isinstance(priors.Episode, type) and priors.EpisodeDataset is EpisodeDataset
+    assert isinstance(episodes[0], rdbpfn.Episode) and priors.EpisodeDataset is EpisodeDataset
 
 
 def test_bad_arguments_raise_with_the_value_seen() -> None:
@@ -203,7 +204,7 @@ def test_bad_arguments_raise_with_the_value_seen() -> None:
 
 
 def test_real_relational_prior_streams_valid_mixed_batches() -> None:
-    """Integration with ``priors.relational.sample_tasks`` (small databases, depth 1)."""
+    """Integration with ``priors.tasks.sample_tasks`` (small databases, depth 1)."""
     dataset = EpisodeDataset("mixed", 64, 8, batch_size=4, seed=0, relational_fraction=0.5,
                              relational_kwargs={"max_depth": 1})
     batches = _batches(dataset, 3)

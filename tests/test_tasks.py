@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from priors.relational import generate_database, sample_tasks
+from priors.relational import generate_database
 from priors.tasks import (
     MIN_CLASS_ROWS,
     feature_block,
@@ -16,8 +16,9 @@ from priors.tasks import (
     linearize_task,
     sample_column_task,
     sample_event_task,
-    to_numeric,
+    sample_tasks,
 )
+from rdbpfn.encoding import encode_frame
 
 pytest.importorskip("rdbpfn.dfs")
 
@@ -78,7 +79,7 @@ def _event_task_at_one_cutoff(database, seed):
 def test_event_task_features_ignore_everything_after_the_cutoff(database, seed):
     task = _event_task_at_one_cutoff(database, seed)
     cutoff = int(task.cutoff_seconds[0])
-    before = to_numeric(linearize_task(database, task, max_depth=2))
+    before = encode_frame(linearize_task(database, task, max_depth=2))[0]
     # scramble every value and every link of rows created after the cutoff
     rng = np.random.default_rng(99)
     future = generate_database(np.random.default_rng(7), min_rows=400, max_tables=6,
@@ -96,7 +97,7 @@ def test_event_task_features_ignore_everything_after_the_cutoff(database, seed):
     assert changed > 0
     # the label really depends on the scrambled rows ...
     assert 0 < task.labels.mean() < 1
-    after = to_numeric(linearize_task(future, task, max_depth=2))
+    after = encode_frame(linearize_task(future, task, max_depth=2))[0]
     # ... but the features do not
     np.testing.assert_array_equal(before, after)
 
@@ -111,7 +112,7 @@ def test_features_form_blocks_by_source_column():
             if task is None:
                 continue
             frame = linearize_task(db, task, max_depth=1)
-            x = to_numeric(frame)
+            x = encode_frame(frame)[0]
             keep = informative_columns(x)
             x = x[:, keep]
             x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)

@@ -2,7 +2,7 @@
 
 Reads ``<run>/best.pt`` (the averaged schedule-free weights that scored best on validation,
 saved by the loop) and ``<run>/state.pt`` (the whole run's counters), and writes
-``checkpoints/<name>.pt`` with :func:`checkpoints.save_checkpoint`. The sidecar meta says
+``checkpoints/<name>.pt`` with :func:`rdbpfn.checkpoint.save_checkpoint`. The sidecar meta says
 what the weights are and how they were made: train config and curriculum, steps and
 episodes per stage at the selected step, the budget the whole run spent (wall time,
 sessions, machines), the git commits of the code that trained it, the validation scores
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rdbpfn.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
 from training.loop import BEST_FILE, LAST_FILE
 from training.state import STATE_FILE, Counters, load_train_state
 
@@ -64,12 +65,10 @@ def export_run(
 ) -> Path:
     """Write the run's ``which`` ("best" or "last") weights to ``destination`` (+ sidecar).
 
-    ``destination`` defaults to ``checkpoints.DEFAULT_CHECKPOINT`` (the shipped model).
+    ``destination`` defaults to ``rdbpfn.checkpoint.DEFAULT_CHECKPOINT`` (the shipped model).
     ``reselection`` (from ``python -m training.select``) goes into the meta as is: the
     larger validation that picked ``which`` among the run's saved weights.
     """
-    from checkpoints import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
-
     run_dir = Path(run_dir)
     if which not in WEIGHT_FILES:
         raise ValueError(f"which must be one of {sorted(WEIGHT_FILES)}, got {which!r}")

@@ -47,7 +47,12 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from priors import EpisodeDataset
+from rdbpfn.atomic import atomic_write_json, atomic_write_text
+from rdbpfn.checkpoint import save_checkpoint
+from rdbpfn.model import RDBPFN, ModelConfig
 from training.config import TrainConfig, resume_compatible
+from training.plot import plot_log
 from training.state import (
     STATE_FILE,
     Counters,
@@ -166,8 +171,6 @@ def make_batches(
     disjoint across ranks; ``num_workers`` DataLoader processes generate batches ahead of
     the step (the stream depends on ``num_workers``, so a resumed run must keep it).
     """
-    from priors import EpisodeDataset  # heavy import, only when training
-
     phase = config.curriculum[phase_index]
     dataset = EpisodeDataset(
         kind=phase.kind,
@@ -205,8 +208,6 @@ def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
     """``RDBPFN(ModelConfig(**config.model))`` initialised from ``config.seed``."""
-    from rdbpfn.model import RDBPFN, ModelConfig
-
     torch.manual_seed(config.seed)
     return RDBPFN(ModelConfig(**config.model))
 
@@ -267,24 +268,13 @@ def truncate_log(path: Path, step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line)["step"] <= step]
-    temporary = path.with_suffix(".jsonl.tmp")
-    temporary.write_text("".join(line + "\n" for line in kept))
-    os.replace(temporary, path)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def save_weights(
     path: Path, model: torch.nn.Module, meta: dict[str, Any]
 ) -> None:
     """Save evaluation weights in the shipped checkpoint format (with sidecar)."""
-    from checkpoints import save_checkpoint
-
     save_checkpoint(path, model, meta)
 
 
@@ -372,7 +362,7 @@ def train(
         counters.finished = counters.step >= config.total_steps
 
     if context.is_main:
-        write_json(out_dir / CONFIG_FILE, config.to_dict())
+        atomic_write_json(out_dir / CONFIG_FILE, config.to_dict())
         truncate_log(out_dir / LOG_FILE, counters.step)
     code = git_commit()
     machine = machine_info(context.device, context.world_size)
@@ -556,8 +546,6 @@ class _Runner:
             return
         if not (self.out_dir / LOG_FILE).exists():
             return  # stopped before the first log record
-        from training.plot import plot_log
-
         plot_log(self.out_dir / LOG_FILE, self.out_dir / CURVE_FILE)
         self.last_plot_time = now
 

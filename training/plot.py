@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rdbpfn.atomic import atomic_write
+
 VALIDATION_SERIES = ("score", "synthetic_auc", "real_auc", "relational_auc")
 
 
@@ -25,7 +27,7 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 def plot_log(log_path: str | Path, png_path: str | Path) -> Path:
     """Draw the learning curve of ``log_path`` into ``png_path`` (PNG, overwritten)."""
-    import matplotlib
+    import matplotlib  # heavy, and only needed for pictures
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -58,11 +60,8 @@ def plot_log(log_path: str | Path, png_path: str | Path) -> Path:
     if val_records:
         val_axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
-    png_path = Path(png_path)
-    temporary = png_path.with_name(f".{png_path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=110)
+    png_path = atomic_write(png_path, lambda stream: figure.savefig(stream, format="png", dpi=110))
     plt.close(figure)
-    temporary.replace(png_path)
     return png_path
 
 

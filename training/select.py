@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from rdbpfn.checkpoint import load_checkpoint
 from training.config import ValidationConfig, load_config
 from training.export import WEIGHT_FILES, export_run
 from training.validation import Validator
@@ -57,8 +58,6 @@ def score_candidates(run_dir: str | Path, config: ValidationConfig,
 
     Raises ``ValueError`` when the run has no saved weights at all.
     """
-    from checkpoints import load_checkpoint
-
     run_dir = Path(run_dir)
     validator = Validator(config)
     scores: dict[str, dict[str, Any]] = {}

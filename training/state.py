@@ -11,15 +11,15 @@ produced by ``optimizer.eval()`` in :mod:`training.loop` and saved as model chec
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from rdbpfn.atomic import atomic_write
 
 STATE_FILE = "state.pt"
 STATE_FORMAT_VERSION = 1
@@ -80,28 +80,6 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
-
-    A reader never sees a half-written file: after a crash at any point ``path`` holds
-    either the previous complete file or the new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
 def save_train_state(
     path: str | Path,
     *,
@@ -130,7 +108,7 @@ def save_train_state(
         "stream_position": dict(stream_position),
         "world_size": world_size,
     }
-    return atomic_torch_save(payload, path)
+    return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load_train_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

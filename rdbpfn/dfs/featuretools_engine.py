@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from rdbpfn.database import LATEST_CUTOFF, MISSING_TIME, Database
+from rdbpfn.database import Database
+from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME
 
 __all__ = ["differences", "linearize_featuretools"]
 

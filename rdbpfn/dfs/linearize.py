@@ -8,8 +8,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rdbpfn.database import LATEST_CUTOFF, MISSING_TIME, Database, time_keys
+from rdbpfn.database import Database
+from rdbpfn.dfs.featuretools_engine import linearize_featuretools
 from rdbpfn.dfs.synthesis import build_features, check_primitives
+from rdbpfn.dfs.vectorized import evaluate_features
+from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_keys
 
 __all__ = ["DEFAULT_PRIMITIVES", "ENGINES", "linearize"]
 
@@ -142,8 +145,6 @@ def linearize(
     rows = _entity_rows(db, target_table, entity_ids)
     cutoff_keys = _cutoff_keys(db, cutoff_times, len(rows))
     if engine == "featuretools":
-        from rdbpfn.dfs.featuretools_engine import linearize_featuretools
-
         if len(rows) == 0:
             frame = linearize_featuretools(db, target_table, np.zeros(1, np.int64),
                                            np.full(1, LATEST_CUTOFF), max_depth, primitives,
@@ -152,6 +153,4 @@ def linearize(
             frame = linearize_featuretools(db, target_table, rows, cutoff_keys, max_depth,
                                            primitives, include_cutoff_time)
         return frame[[f.name for f in chosen]]
-    from rdbpfn.dfs.vectorized import evaluate_features
-
     return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time)

@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from rdbpfn.database import MADE_INDEX, Database
+from rdbpfn.database import Database
+from rdbpfn.formats import MADE_INDEX
 
 __all__ = ["PRIMITIVES", "Feature", "Link", "build_features", "links_of"]
 

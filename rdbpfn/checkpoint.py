@@ -1,12 +1,15 @@
-"""Shipped weights and the one place that finds and loads them.
+"""The checkpoint format: the one place that finds, checks, loads and saves weights.
 
 Resolution order: an explicit ``model_path`` > the ``RDBPFN_CHECKPOINT`` environment
-variable > :data:`DEFAULT_CHECKPOINT` (``checkpoints/rdbpfn.pt``).
+variable > :data:`DEFAULT_CHECKPOINT`, the shipped weights. In a checkout those live in the
+repository's ``checkpoints/`` folder (data only); an installed wheel carries the same files
+inside the package, as ``rdbpfn/checkpoints/``. The folder is found from this file's own
+location, never from the working directory.
 
 Our format is ``{"config": ModelConfig dict, "state_dict": ..., "meta": dict}``, loaded
 with ``torch.load(weights_only=True)``, next to a sidecar ``<stem>.json`` holding its
 sha256, config and meta. The sidecar is checked when present and required for the shipped
-default. The published RDB-PFN format is recognised too (see :mod:`checkpoints.published`).
+default. The published RDB-PFN format is recognised too (see :mod:`rdbpfn.published`).
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from checkpoints.published import convert_published, is_published_format
+from rdbpfn.atomic import atomic_write, atomic_write_json
 from rdbpfn.model import RDBPFN, ModelConfig
+from rdbpfn.published import convert_published, is_published_format
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -30,6 +33,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
     "LoadedCheckpoint",
+    "SHIPPED_DIR",
+    "check_device",
     "load_checkpoint",
     "resolve_checkpoint",
     "save_checkpoint",
@@ -37,7 +42,14 @@ __all__ = [
     "sha256_of",
 ]
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "rdbpfn.pt"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# A wheel carries the weights inside the package; a checkout keeps them in checkpoints/.
+SHIPPED_DIR = next(
+    (d for d in (_PACKAGE_DIR / "checkpoints", _PACKAGE_DIR.parent / "checkpoints")
+     if (d / "rdbpfn.pt").is_file()),
+    _PACKAGE_DIR / "checkpoints",
+)
+DEFAULT_CHECKPOINT = SHIPPED_DIR / "rdbpfn.pt"
 ENV_VAR = "RDBPFN_CHECKPOINT"
 FORMAT_VERSION = 1
 _HASH_CHUNK_BYTES = 1 << 20
@@ -132,7 +144,7 @@ def _check_sidecar(path: Path) -> dict | None:
         if path == DEFAULT_CHECKPOINT:
             raise CheckpointError(
                 f"the shipped checkpoint {path} has no sidecar {sidecar} with its sha256; "
-                "re-export it with checkpoints.save_checkpoint (which writes both files)."
+                "re-export it with rdbpfn.checkpoint.save_checkpoint (which writes both files)."
             )
         return None
     try:
@@ -141,7 +153,7 @@ def _check_sidecar(path: Path) -> dict | None:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise CheckpointError(
             f"sidecar {sidecar} is not valid JSON with a 'sha256' field ({error}); "
-            "re-export the checkpoint with checkpoints.save_checkpoint."
+            "re-export the checkpoint with rdbpfn.checkpoint.save_checkpoint."
         ) from error
     actual = sha256_of(path)
     if actual != expected:
@@ -162,13 +174,48 @@ def _read(path: Path, map_location: str | torch.device) -> Any:
         ) from error
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists on this machine, or a clear error."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a torch device ({error}); pass e.g. 'cpu', 'cuda' or "
+            "'cuda:1'."
+        ) from error
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} asks for CUDA, but this torch ({torch.__version__}, CUDA "
+                f"build: {torch.version.cuda or 'none'}) sees no CUDA GPU on this machine. "
+                "Pass device='cpu', or run on a machine with an NVIDIA GPU and a CUDA build "
+                "of torch."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                f"device(s), numbered from 0; pass one of them."
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device={device!r} asks for Apple's MPS, which this machine does not offer; "
+            "pass device='cpu'."
+        )
+    return resolved
+
+
 def load_checkpoint(
     model_path: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"
 ) -> LoadedCheckpoint:
-    """Resolve, verify and load a checkpoint into an :class:`RDBPFN` in eval mode."""
+    """Resolve, verify and load a checkpoint into an :class:`RDBPFN` in eval mode.
+
+    ``map_location`` is the device the model is placed on; one this machine lacks (e.g.
+    ``"cuda"`` without a GPU) is a :class:`ValueError` that says so, before any file is read.
+    """
+    device = check_device(map_location)
     path = resolve_checkpoint(model_path)
     _check_sidecar(path)
-    payload = _read(path, map_location)
+    payload = _read(path, "cpu")
     if isinstance(payload, dict) and {"config", "state_dict"} <= set(payload):
         try:
             config = ModelConfig(**payload["config"])
@@ -193,21 +240,10 @@ def load_checkpoint(
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: weights do not fit the stored config: {error}. Re-export the "
-            "checkpoint with checkpoints.save_checkpoint."
+            "checkpoint with rdbpfn.checkpoint.save_checkpoint."
         ) from error
-    model.to(map_location).eval()
+    model.to(device).eval()
     return LoadedCheckpoint(model=model, config=config, meta=meta, path=path)
-
-
-def _atomic_write(path: Path, write) -> None:
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, model: RDBPFN, meta: dict) -> Path:
@@ -229,7 +265,7 @@ def save_checkpoint(path: str | os.PathLike, model: RDBPFN, meta: dict) -> Path:
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "meta": meta_json,
     }
-    _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    atomic_write(path, lambda stream: torch.save(payload, stream))
     sidecar = {
         "file": path.name,
         "sha256": sha256_of(path),
@@ -238,8 +274,7 @@ def save_checkpoint(path: str | os.PathLike, model: RDBPFN, meta: dict) -> Path:
         "config": model.config.to_dict(),
         "meta": meta_json,
     }
-    text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write_json(sidecar_path(path), sidecar)
     return path
 
 
