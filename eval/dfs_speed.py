@@ -43,9 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rdbpfn.database import Database, Table
+from eval.databases import lahman
+from rdbpfn.database import Database
 from rdbpfn.dfs import linearize
 from rdbpfn.dfs.featuretools_engine import differences
+from rdbpfn.table import Table
 
 SYNTHETIC_ROWS = {"users": 2_000, "products": 1_000, "stores": 300, "orders": 5_000,
                   "items": 8_000}
@@ -213,8 +215,6 @@ def synthetic_requests(seed: int) -> list[Request]:
 
 
 def lahman_request(seed: int) -> Request:
-    from eval.databases import lahman
-
     db = lahman()
     batting = db["batting"].df
     lo, hi = LAHMAN_SEASONS

@@ -9,8 +9,10 @@ so contexts drawn from the pool follow the paper's protocol. Pool rows are store
 in that random order; "the first n test rows" is therefore a uniform sample too.
 
 What is cached: every DFS column (``max_depth`` 2, primitives mean, sum, max, min, count,
-mode) for every pool row, as float32 with NaN for missing; categorical columns as ordinal
-codes of their sorted values (flagged in ``TaskFeatures.categorical``), booleans 0/1.
+mode) for every pool row, encoded by :func:`rdbpfn.encoding.encode_frame` -- the encoding the
+classifier and the prior use: float64 with NaN for missing and +-inf kept, categorical
+columns as ordinal codes of their sorted values (flagged in ``TaskFeatures.categorical``),
+booleans 0/1, datetimes and timedeltas as seconds.
 
 Feature budget (per draw, :meth:`TaskFeatures.select`): at most ``max_features``
 (``FEATURE_BUDGET`` = 100, the shipped model's width) columns, chosen by
@@ -21,9 +23,11 @@ DFS order, shallow first), greedy removal of columns correlated >= ``correlation
 exactly what a user with k labelled rows would have. Same selection for every method.
 
 The cache file name holds a sha256 of the task definition (entities, cutoffs, labels, split,
-database version), the DFS/pool settings, ``FEATURES_VERSION`` and the DFS engine's source,
-so any change recomputes (the budget is applied after the cache and is not part of the key).
-Cache dir: ``$RDBPFN_EVAL_CACHE`` or ``.cache/eval``.
+database version), the DFS/pool settings, ``FEATURES_VERSION``, the DFS engine's source and
+the encoding's source (``rdbpfn/encoding.py``), so any change recomputes (the budget is
+applied after the cache and is not part of the key).
+Cache dir: ``$RDBPFN_EVAL_CACHE`` or ``.cache/eval``; files are written with
+:func:`rdbpfn.atomic.atomic_write`, so parallel workers never read half a file.
 """
 
 from __future__ import annotations
@@ -40,8 +44,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from eval.tasks import SPLITS, Task, stable_seed
+from rdbpfn.atomic import atomic_write, atomic_write_json
+from rdbpfn.dfs import linearize as default_linearize
+from rdbpfn.dfs import select_features
+from rdbpfn.encoding import encode_frame
 
 FEATURE_BUDGET = 100
 """Default columns per draw (``FeatureSpec.max_features``): ``ModelConfig.max_features``."""
@@ -53,7 +62,7 @@ MAX_TEST_ROWS = 2000
 """The paper's fixed test sample: at most 2,000 test rows per task."""
 LINEARIZE_CHUNK_ROWS = 4096
 """Rows per ``linearize`` call (sorted by cutoff), so that progress can be shown."""
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Bump when this module's cached output for the same inputs changes (invalidates caches)."""
 CACHE_ENV = "RDBPFN_EVAL_CACHE"
 DEFAULT_CACHE_DIR = Path(".cache") / "eval"
@@ -96,7 +105,8 @@ class FeatureSpec:
 class TaskFeatures:
     """Featurised pool of one task. Arrays have one entry per pool row (n rows).
 
-    ``X`` float32 (n, P) with NaN for missing, all DFS columns; ``categorical`` bool (P,);
+    ``X`` float64 (n, P) with NaN for missing and +-inf kept, all DFS columns
+    (:func:`rdbpfn.encoding.encode_frame`); ``categorical`` bool (P,);
     ``y`` int8 (n,); ``split`` str (n,); ``task_rows`` int64 (n,): index of each pool row in
     the task's arrays. Rows of each split appear in a fixed random order.
     """
@@ -122,8 +132,6 @@ class TaskFeatures:
         ``context``: indices into ``X`` of the context rows, shape (k,). Uses their labels
         when ``spec.use_labels`` (default), nothing else.
         """
-        from rdbpfn.dfs import select_features
-
         spec = spec or FeatureSpec()
         frame = pd.DataFrame(self.X[context], columns=range(len(self.columns)))
         for index in np.flatnonzero(self.categorical):
@@ -166,63 +174,30 @@ def _engine_version(linearize: Linearize) -> str:
         path = None
     if path is not None:
         sources = sorted(path.parent.glob("*.py")) if path.parent.name == "dfs" else [path]
-        database = path.parent.parent / "database.py"
-        for source in [*sources, *([database] if database.exists() else [])]:
+        schema = [path.parent.parent / name for name in ("database.py", "table.py")]
+        for source in [*sources, *(file for file in schema if file.exists())]:
             digest.update(source.read_bytes())
     return f"{name}:{digest.hexdigest()[:16]}"
+
+
+def _encoding_version() -> str:
+    """Identity of the frame-to-matrix encoding for the cache key: its source hash."""
+    source = Path(inspect.getfile(encode_frame)).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
 
 
 def cache_key(task: Task, spec: FeatureSpec, linearize: Linearize) -> str:
     """sha256 of everything the cached features depend on."""
     payload = json.dumps(
         {"task": task.fingerprint(), "spec": spec.cache_fields(), "version": FEATURES_VERSION,
-         "engine": _engine_version(linearize)},
+         "engine": _engine_version(linearize), "encoding": _encoding_version()},
         sort_keys=True, default=list,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def to_numeric(frame: pd.DataFrame) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """DataFrame -> (float32 (n, p) matrix with NaN, column names, categorical flags (p,)).
-
-    Numbers stay numbers, booleans become 0/1, categories/strings become ordinal codes of
-    their sorted values (missing stays NaN), datetimes and timedeltas are dropped.
-    """
-    columns, names, categorical = [], [], []
-    for name in frame.columns:
-        values = frame[name]
-        is_category = False
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            values = values.astype(object)
-        if pd.api.types.is_bool_dtype(values):
-            numeric = values.astype("float64")
-        elif pd.api.types.is_numeric_dtype(values):
-            numeric = pd.to_numeric(values, errors="coerce").astype("float64")
-        elif pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(
-            values
-        ):
-            continue
-        else:
-            present = values.notna()
-            text = values[present].astype(str)
-            categories = np.sort(text.unique())
-            codes = np.full(len(values), np.nan)
-            codes[present.to_numpy()] = np.searchsorted(categories, text.to_numpy())
-            numeric = pd.Series(codes, index=values.index)
-            is_category = True
-        array = numeric.to_numpy(dtype="float64", na_value=np.nan)
-        array[~np.isfinite(array)] = np.nan
-        columns.append(array.astype(np.float32))
-        names.append(str(name))
-        categorical.append(is_category)
-    matrix = np.stack(columns, axis=1) if columns else np.zeros((len(frame), 0), np.float32)
-    return matrix, names, np.asarray(categorical, dtype=bool)
-
-
 def _linearize_pool(task: Task, rows: np.ndarray, spec: FeatureSpec, linearize: Linearize,
                     verbose: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
     database = task.get_database()
     by_time = rows[np.argsort(task.cutoff_times[rows], kind="stable")]
     chunks = [by_time[i : i + LINEARIZE_CHUNK_ROWS]
@@ -242,12 +217,6 @@ def _linearize_pool(task: Task, rows: np.ndarray, spec: FeatureSpec, linearize: 
     return pd.concat(frames, axis=0, sort=False).reindex(rows)
 
 
-def _default_linearize() -> Linearize:
-    from rdbpfn.dfs import linearize
-
-    return linearize
-
-
 def task_features(
     task: Task,
     spec: FeatureSpec | None = None,
@@ -262,7 +231,7 @@ def task_features(
     recomputes even if cached.
     """
     spec = spec or FeatureSpec()
-    linearize = linearize or _default_linearize()
+    linearize = linearize or default_linearize
     directory = cache_dir_path(cache_dir)
     key = cache_key(task, spec, linearize)
     stem = f"{task.database}_{task.name}_{key[:20]}"
@@ -278,22 +247,15 @@ def task_features(
     start = time.perf_counter()
     rows = pool_rows(task, spec)
     frame = _linearize_pool(task, rows, spec, linearize, verbose)
-    X, columns, categorical = to_numeric(frame)
+    X, categorical = encode_frame(frame)
+    columns = [str(name) for name in frame.columns]
     split = task.split[rows]
     info = {"task": task.full_name, "key": key, "columns": columns,
             "n_columns": len(columns), "n_rows": int(len(rows)),
             "seconds": round(time.perf_counter() - start, 3), "spec": spec.cache_fields()}
     features = TaskFeatures(task.full_name, X, task.labels[rows], split, rows, columns,
                             categorical, info)
-    directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path_npz, lambda f: np.savez(f, X=X, y=features.y, split=split,
-                                                 task_rows=rows, categorical=categorical))
-    _atomic_write(path_json, lambda f: f.write(json.dumps(info, indent=1).encode()))
+    atomic_write(path_npz, lambda stream: np.savez(stream, X=X, y=features.y, split=split,
+                                                    task_rows=rows, categorical=categorical))
+    atomic_write_json(path_json, info, indent=1)
     return features
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)

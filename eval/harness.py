@@ -18,14 +18,18 @@ ROC-AUC mean and standard deviation per (task, method, k), with the skip counts.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
 
 from eval.baselines import Method
 from eval.features import MAX_TEST_ROWS, FeatureSpec, Linearize, TaskFeatures, task_features
@@ -48,8 +52,6 @@ def score_draw(method: Method, X_context: np.ndarray, y_context: np.ndarray,
 
     X_context (k, p), y_context (k,) in {0, 1}, X_test (m, p), y_test (m,) in {0, 1}.
     """
-    from sklearn.metrics import roc_auc_score
-
     model = method.make(seed)
     start = time.perf_counter()
     model.fit(X_context, y_context)
@@ -150,8 +152,6 @@ def evaluate(
     results are identical to ``workers=1`` except timings. Columns: ``RESULT_COLUMNS``,
     rows ordered by task, seed, k, method.
     """
-    from tqdm.auto import tqdm
-
     if on_error not in ("raise", "record"):
         raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}.")
     if workers < 1:
@@ -179,9 +179,6 @@ def evaluate(
             results.append(_run_unit(tasks[index], features[index], methods, ks, seed,
                                      test_rows, spec, on_error, show))
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         _FORKED.update(tasks=tasks, methods=list(methods), ks=ks, test_rows=test_rows,
                        spec=spec, cache_dir=cache_dir, linearize=linearize, on_error=on_error)
         try:

@@ -8,7 +8,7 @@ Measures, for each thread count (torch and BLAS threads limited together):
   sampling *and* finalisation), side by side with a **reference** run in the same process: a
   plain torch MLP-SCM that builds ``nn.Module`` layers per table, as TabICL-style priors do
   (MLP only, no trees, no post-processing; the same finalisation). Bar: >= 50 episodes/s.
-- **relational** episodes/s at 600 x 30, DFS depth 1 (when ``priors.relational`` exists), with
+- **relational** episodes/s at 600 x 30, DFS depth 1 (``priors.tasks.sample_tasks``), with
   seconds per generated database and the ratio against **35 s per database**: the figure
   measured for the published RDB-PFN generator on a 2-core machine like ours (see
   ``shared/reference/rdbpfn-official.md``, "Measured here": 32-37 s per database). That
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,8 @@ from torch import nn
 from priors.episode import finalize_arrays
 from priors.single_table import SingleTablePrior
 from priors.streaming import EpisodeDataset
+from priors.tasks import sample_tasks
+from rdbpfn.atomic import atomic_write_json
 
 # Seconds per database of the published generator, measured on 2 cores (rdbpfn-official.md).
 PUBLISHED_SECONDS_PER_DATABASE = 35.0
@@ -212,12 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
-    try:
-        from priors.relational import sample_tasks
-    except ImportError as error:
-        sample_tasks = None
-        print(f"relational prior unavailable ({error}); timing the single-table prior only")
-
+    relational_sampler: Callable[..., Any] | None = sample_tasks
     results: dict[str, Any] = {
         "published_seconds_per_database": PUBLISHED_SECONDS_PER_DATABASE,
         "load_average_before": os.getloadavg(),
@@ -229,17 +225,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with threadpool_limits(limits=threads):
             row: dict[str, Any] = time_single_table(args.batch_size, args.seconds)
             _print_single_table(threads, row)
-            if sample_tasks is not None:
+            if relational_sampler is not None:
                 try:
-                    row.update(time_relational(sample_tasks, args.batch_size, args.seconds))
+                    row.update(time_relational(relational_sampler, args.batch_size,
+                                               args.seconds))
                     _print_relational(threads, row)
                 except ImportError as error:  # the relational prior is importable but not whole
                     print(f"relational prior failed to run ({error}); skipped")
-                    sample_tasks = None
+                    relational_sampler = None
             results[f"threads_{threads}"] = row
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        atomic_write_json(args.json, results)
     return results
 
 

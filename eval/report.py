@@ -10,6 +10,8 @@
 - ``efficiency.png`` -- mean ROC-AUC against mean time per draw (fit + predict), log scale:
   the accuracy / inference-time frontier.
 
+Every file is written with :func:`rdbpfn.atomic.atomic_write` (complete or absent).
+
 ``python -m eval.report DIR [DIR ...] --out OUT`` merges the ``draws.csv`` of earlier runs
 (e.g. the default methods and a later ``--methods rdbpfn-peer`` run on the same protocol)
 into one report; a (task, method, k, seed) present in two runs is an error, not a silent pick.
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from eval.harness import summarize
+from rdbpfn.atomic import atomic_write, atomic_write_text
 
 FIGURE_PANEL_INCHES = 4.0
 PANELS_PER_ROW = 3
@@ -105,7 +108,7 @@ def markdown_table(summary: pd.DataFrame, key: str = "k", mean_per_key: bool = T
 def plot_roc_auc_vs_k(summary: pd.DataFrame, path: str | os.PathLike[str],
                       key: str = "k") -> Path:
     """PNG: one panel per task, ROC-AUC mean (line) +- std (band) against ``key``."""
-    import matplotlib
+    import matplotlib  # heavy: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -138,7 +141,7 @@ def plot_roc_auc_vs_k(summary: pd.DataFrame, path: str | os.PathLike[str],
         axis.axis("off")
     axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
     plt.close(figure)
     return Path(path)
 
@@ -158,7 +161,7 @@ def efficiency_points(summary: pd.DataFrame) -> pd.DataFrame:
 
 def plot_efficiency(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """PNG: mean ROC-AUC against mean fit + predict seconds per draw (log x), per method."""
-    import matplotlib
+    import matplotlib  # heavy: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -179,7 +182,7 @@ def plot_efficiency(summary: pd.DataFrame, path: str | os.PathLike[str]) -> Path
     axis.set_title("accuracy vs inference time")
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=120))
     plt.close(figure)
     return Path(path)
 
@@ -201,18 +204,17 @@ def write_report(results: pd.DataFrame, out_dir: str | os.PathLike[str],
     plot (single-table runs have one k per dataset).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     summary = summarize(results)
-    results.to_csv(out / "draws.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
+    atomic_write(out / "draws.csv", lambda stream: results.to_csv(stream, index=False))
+    atomic_write(out / "summary.csv", lambda stream: summary.to_csv(stream, index=False))
     text = markdown_table(summary, mean_per_key=plot_k)
     notes = list((meta or {}).get("notes", []))
     if notes:
         text += "\nNotes\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
-    (out / "results.md").write_text(text)
+    atomic_write_text(out / "results.md", text)
     records = [{k: _jsonable(v) for k, v in row.items()} for row in summary.to_dict("records")]
     payload = {"meta": meta or {}, "summary": records}
-    (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=1, default=str))
     if plot_k:
         plot_roc_auc_vs_k(summary, out / "roc_auc_vs_k.png")
     plot_efficiency(summary, out / "efficiency.png")

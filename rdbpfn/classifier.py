@@ -26,31 +26,43 @@ How the ensemble and the limits work (all deterministic given ``random_state``):
   ``max_cache_mb``, only the encoded context is kept and each ``predict_proba`` call
   recomputes the context pass once (results are identical, only slower).
 
-Inputs: see :mod:`rdbpfn.preprocessing` for how numeric, boolean, categorical, string,
+Inputs: see :mod:`rdbpfn.encoding` for how numeric, boolean, categorical, string,
 datetime and missing values (NaN, ``pd.NA``, ``None``) are encoded; ``+-inf`` are kept
 and become the extreme ends of their column. Labels must not be missing or infinite.
+
+Pickling (also ``copy.deepcopy``): a fitted classifier is self-contained and small. It
+stores the model as its checkpoint-format ``{"config", "state_dict"}`` on the CPU (~1.5 MB
+for the shipped weights, so the checkpoint file is not needed where it is loaded), the
+encoded context once (``context_``, float32, only the rows some member uses) and, per
+member, column and row indices into it. The per-member context tensors and context caches
+(hundreds of MB) are not stored: the first ``predict_proba`` after loading rebuilds them
+with the same code as ``fit``, so on the same machine the probabilities are bit-identical
+to the original object's. The model is loaded on ``device``; if this machine lacks it
+(e.g. ``"cuda"`` without a GPU) it is loaded on the CPU with a warning.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from tqdm.auto import tqdm
 
-from checkpoints import load_checkpoint
-from rdbpfn.model import RDBPFN, ContextCache
-from rdbpfn.preprocessing import TableEncoder
+from rdbpfn.checkpoint import check_device, load_checkpoint
+from rdbpfn.encoding import TableEncoder, as_table
+from rdbpfn.model import RDBPFN, ContextCache, ModelConfig
 
 __all__ = ["RDBPFNClassifier"]
 
@@ -65,13 +77,23 @@ _FLOAT32_BYTES = 4
 
 @dataclass
 class _Member:
-    """One ensemble member: which columns/rows it sees, its class shift, its context."""
+    """One ensemble member: the rows and columns of ``context_`` it sees, its class shift.
+
+    ``x_context``, ``y_context`` and ``cache`` are derived from those on the model's device;
+    they are not pickled (see :meth:`__getstate__`) and are rebuilt lazily by
+    :meth:`RDBPFNClassifier._prepare`.
+    """
 
     columns: np.ndarray  # (C,) indices into the encoded features
+    rows: np.ndarray | None  # (N,) sorted indices into the rows of context_; None = all
     shift: int  # cyclic class-id shift (binary: 1 = labels flipped)
-    x_context: torch.Tensor  # (B, N, C) float32, B = 1 (native) or n_classes (one-vs-rest)
-    y_context: torch.Tensor  # (B, N) int64
-    cache: ContextCache | None
+    x_context: torch.Tensor | None = None  # (B, N, C) float32, B = 1 or n_classes (OvR)
+    y_context: torch.Tensor | None = None  # (B, N) int64
+    cache: ContextCache | None = None
+
+    def __getstate__(self) -> dict:
+        """Only the indices and the shift; the tensors are rebuilt from ``context_``."""
+        return dict(vars(self), x_context=None, y_context=None, cache=None)
 
 
 class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
@@ -89,6 +111,19 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
     max_cache_mb : keep the per-member context caches only while they fit in this size.
     random_state : seed for column orders and subsamples (int, RandomState or None).
     verbose : show a progress bar while predicting.
+
+    Attributes
+    ----------
+    classes_ : (K,) the labels, sorted; probability columns follow this order.
+    model_ : the :class:`~rdbpfn.model.RDBPFN`, in eval mode.
+    checkpoint_path_ : where ``fit`` loaded the weights from (informational after pickling).
+    encoder_ : the :class:`~rdbpfn.encoding.TableEncoder` fitted on the context.
+    context_ : (m, p) float32 encoded context rows: all n rows, or (when members subsample
+        ``max_context`` rows) the m <= n rows that some member uses.
+    context_labels_ : (m,) int64 class index (into ``classes_``) of every ``context_`` row.
+    members_ : the ensemble members (column and row indices, class shift).
+    multiclass_ : ``"native"`` or ``"one_vs_rest"``.
+    cached_ : whether the per-member context caches are kept (see ``max_cache_mb``).
     """
 
     def __init__(
@@ -138,36 +173,8 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_X(self, X: object, reset: bool) -> pd.DataFrame | np.ndarray:
         """Shape checks with clear messages, then sklearn's feature-name bookkeeping."""
-        if sparse.issparse(X):
-            raise TypeError(
-                "sparse input is not supported; pass a dense array, e.g. X.toarray()."
-            )
-        if isinstance(X, pd.Series):
-            raise ValueError(
-                "Expected 2D array, got a pandas Series instead. Reshape your data: "
-                "X.to_frame() for one feature or X.to_frame().T for one sample."
-            )
-        if not isinstance(X, pd.DataFrame):
-            X = np.asarray(X)
-            if np.iscomplexobj(X):
-                raise ValueError("Complex data not supported; pass real-valued features.")
-            if X.ndim != 2:
-                raise ValueError(
-                    f"Expected 2D array, got {X.ndim}D array of shape {X.shape} instead. "
-                    "Reshape your data either using array.reshape(-1, 1) if your data has a "
-                    "single feature or array.reshape(1, -1) if it contains a single sample."
-                )
-        n_rows, n_columns = X.shape
-        if n_rows == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
-                "required. Pass at least one row."
-            )
-        if n_columns == 0:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
-                "required. Pass at least one feature column."
-            )
+        X = as_table(X)
+        n_columns = X.shape[1]
         if not reset and n_columns != self.n_features_in_:
             raise ValueError(
                 f"X has {n_columns} features, but RDBPFNClassifier is expecting "
@@ -234,55 +241,105 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
         rng = _generator(self.random_state)
         width = min(encoded.shape[1], self.max_features or loaded.config.max_features)
         column_sets = _column_subsets(encoded.shape[1], width, self.n_estimators, rng)
-        members = []
-        for index, columns in enumerate(column_sets):
-            rows = None
-            if len(y_codes) > self.max_context:
-                rows = _stratified_subsample(y_codes, self.max_context, rng)
-            members.append(self._make_member(encoded, y_codes, columns, rows, index))
-        self.members_ = members
-        self.cached_ = self._cache_bytes(members) <= self.max_cache_mb * _BYTES_PER_MB
-        if self.cached_:
-            encode = self.model_.encode_context
-            if len(members) == 1:  # one big context pass: intra-op threads do it well
-                members[0].cache = encode(members[0].x_context, members[0].y_context)
-            else:  # independent members in parallel single-threaded workers
-                with _query_workers(self.device) as n_workers:
-                    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-                        caches = pool.map(lambda m: encode(m.x_context, m.y_context), members)
-                        for member, cache in zip(members, caches, strict=True):
-                            member.cache = cache
+        row_sets = [
+            _stratified_subsample(y_codes, self.max_context, rng)
+            if len(y_codes) > self.max_context else None
+            for _ in column_sets
+        ]
+        # Keep the encoded context once, and only the rows some member uses.
+        if any(rows is None for rows in row_sets):
+            self.context_, self.context_labels_ = encoded, y_codes.astype(np.int64)
+        else:
+            kept = np.unique(np.concatenate(row_sets))
+            self.context_, self.context_labels_ = encoded[kept], y_codes[kept].astype(np.int64)
+            row_sets = [np.searchsorted(kept, rows) for rows in row_sets]
+        shifts = n_classes if self.multiclass_ == "native" else 2
+        self.members_ = [
+            _Member(columns=columns, rows=rows, shift=index % shifts)
+            for index, (columns, rows) in enumerate(zip(column_sets, row_sets, strict=True))
+        ]
+        self.cached_ = self._cache_bytes() <= self.max_cache_mb * _BYTES_PER_MB
+        self._prepare()
         return self
 
-    def _make_member(
-        self, encoded: np.ndarray, y_codes: np.ndarray, columns: np.ndarray,
-        rows: np.ndarray | None, index: int,
-    ) -> _Member:
-        x = encoded[:, columns] if rows is None else encoded[np.ix_(rows, columns)]
-        y = y_codes if rows is None else y_codes[rows]
+    # ---- pickling ----------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """The model as ``{"config", "state_dict"}`` on the CPU; members without tensors."""
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ is self.__dict__
+        model = state.get("model_")
+        if isinstance(model, RDBPFN):
+            state["model_"] = {
+                "config": model.config.to_dict(),
+                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
+        if "checkpoint_path_" in state:  # a str: a pickled PosixPath may not load on Windows
+            state["checkpoint_path_"] = str(state["checkpoint_path_"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebuild the model from its weights; the caches follow on the next predict."""
+        state = dict(state)
+        if isinstance(state.get("model_"), dict):
+            state["model_"] = _model_from_weights(state["model_"], state["device"])
+        if "checkpoint_path_" in state:
+            state["checkpoint_path_"] = Path(state["checkpoint_path_"])
+        super().__setstate__(state)
+
+    # ---- per-member tensors and caches (rebuilt lazily after unpickling) ---------------
+    def _device(self) -> torch.device:
+        """Where the model lives (``device``, or the CPU if unpickled where it is absent)."""
+        return next(self.model_.parameters()).device
+
+    def _prepare(self) -> None:
+        """Build what pickling dropped: every member's context tensors, then its cache.
+
+        The caches are computed by the same code whether in ``fit`` or after loading, so
+        the probabilities are bit-identical to those of the object that was pickled.
+        """
+        device = self._device()
+        for member in self.members_:
+            if member.x_context is None:
+                member.x_context, member.y_context = self._member_context(member, device)
+        if not self.cached_ or all(member.cache is not None for member in self.members_):
+            return
+        members, encode = self.members_, self.model_.encode_context
+        if len(members) == 1:  # one big context pass: intra-op threads do it well
+            members[0].cache = encode(members[0].x_context, members[0].y_context)
+            return
+        with _query_workers(device) as n_workers:  # members in single-threaded workers
+            with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                caches = pool.map(lambda m: encode(m.x_context, m.y_context), members)
+                for member, cache in zip(members, caches, strict=True):
+                    member.cache = cache
+
+    def _member_context(
+        self, member: _Member, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> x_context (B, N, C) float32, y_context (B, N) int64, with shifted class ids."""
+        rows = slice(None) if member.rows is None else member.rows
+        x = self.context_[rows][:, member.columns]  # fancy indexing: a writable copy
+        y = self.context_labels_[rows]
         n_classes = len(self.classes_)
         if self.multiclass_ == "native":
-            shift = index % n_classes
-            targets = ((y + shift) % n_classes)[None]  # (1, N)
-        else:
-            shift = index % 2
-            targets = ((y[None] == np.arange(n_classes)[:, None]).astype(np.int64) + shift) % 2
+            targets = ((y + member.shift) % n_classes)[None]  # (1, N)
+        else:  # (K, N): one binary task per class
+            targets = ((y[None] == np.arange(n_classes)[:, None]) + member.shift) % 2
+        x_context = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         batch = targets.shape[0]
-        x_context = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
-        return _Member(
-            columns=columns,
-            shift=shift,
-            x_context=x_context.unsqueeze(0).expand(batch, -1, -1),
-            y_context=torch.from_numpy(targets.astype(np.int64)).to(self.device),
-            cache=None,
+        return (
+            x_context.unsqueeze(0).expand(batch, -1, -1),  # (N, C) -> (B, N, C), no copy
+            torch.from_numpy(targets.astype(np.int64)).to(device),
         )
 
-    def _cache_bytes(self, members: list[_Member]) -> int:
+    def _cache_bytes(self) -> int:
+        """Size of all members' context caches (keys and values of every layer)."""
         config = self.model_.config
+        batch = 1 if self.multiclass_ == "native" else len(self.classes_)
         total = 0
-        for member in members:
-            batch, n_context, n_columns = member.x_context.shape
-            keys = batch * (n_columns + 1) * (n_context + config.n_thinking_rows) * config.d_model
+        for member in self.members_:
+            n_context = len(self.context_) if member.rows is None else len(member.rows)
+            n_keys = n_context + config.n_thinking_rows
+            keys = batch * (len(member.columns) + 1) * n_keys * config.d_model
             total += 2 * config.n_layers * keys * _FLOAT32_BYTES
         return total
 
@@ -294,15 +351,20 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
         chunks that W Python threads run concurrently, each with single-threaded torch ops
         (torch's thread count is set to 1 for the duration of the call and restored):
         query rows are independent, and coarse-grained parallelism measured ~1.4x faster
-        than intra-op threads on 2 cores. Every row is then computed by the same
-        single-threaded kernels whatever the batch, so results do not depend on batching.
+        than intra-op threads on 2 cores. A row's probabilities do not depend on the other
+        rows mathematically, but the float32 kernels round differently with the size and
+        composition of a chunk (e.g. AVX-512 tail handling), so predicting a row alone or in
+        another order can change its probabilities by a few float32 ulps; the same rows in
+        the same order give the same bits.
         """
         check_is_fitted(self)
         table = self._check_X(X, reset=False)
         encoded = self.encoder_.transform(table)  # (Q, p) float32
+        self._prepare()
+        device = self._device()
         n_rows, n_classes = encoded.shape[0], len(self.classes_)
         proba = np.zeros((n_rows, n_classes), dtype=np.float64)
-        with _query_workers(self.device) as n_workers:
+        with _query_workers(device) as n_workers:
             # Several pieces per worker balance the load when a core is busy elsewhere;
             # throughput per row is flat from ~64 to 1,000 rows per piece (measured).
             per_piece = max(MIN_ROWS_PER_PIECE, -(-n_rows // (n_workers * PIECES_PER_WORKER)))
@@ -310,8 +372,6 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
             pieces = [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
             progress = None
             if self.verbose:
-                from tqdm.auto import tqdm
-
                 progress = tqdm(total=len(self.members_) * len(pieces), desc="RDBPFN predict")
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 for member in self.members_:
@@ -319,7 +379,7 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
                     if cache is None:
                         cache = self.model_.encode_context(member.x_context, member.y_context)
                     queries = torch.from_numpy(np.ascontiguousarray(encoded[:, member.columns]))
-                    queries = queries.to(self.device)
+                    queries = queries.to(device)
 
                     def run(piece: tuple[int, int], cache=cache, queries=queries,
                             shift=member.shift) -> np.ndarray:
@@ -352,6 +412,25 @@ class RDBPFNClassifier(ClassifierMixin, BaseEstimator):
         """(n, p) table -> (n,) labels from ``classes_``."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _model_from_weights(weights: dict, device: str | torch.device) -> RDBPFN:
+    """``{"config", "state_dict"}`` -> the model in eval mode, on ``device`` if this machine
+    has it, else on the CPU with a warning (a pickle made on a GPU machine stays usable)."""
+    try:
+        target = check_device(device)
+    except ValueError as error:
+        warnings.warn(
+            f"{error} This RDBPFNClassifier was pickled with device={device!r}; its model is "
+            "loaded on the CPU and predicts there. Call set_params(device='cpu') to match.",
+            UserWarning,
+            stacklevel=3,
+        )
+        target = torch.device("cpu")
+    with torch.device("meta"):  # no random init: faster, and the global RNG is untouched
+        model = RDBPFN(ModelConfig(**weights["config"]))
+    model.load_state_dict(weights["state_dict"], strict=True, assign=True)
+    return model.to(target).eval()
 
 
 @contextmanager

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
-__all__ = ["TableEncoder", "encode_frame"]
+__all__ = ["TableEncoder", "as_table", "encode_frame"]
 
 NUMERIC, CODES, ORDERED = "numeric", "codes", "ordered"
 _SECONDS_PER_NS = 1e-9
@@ -49,24 +50,44 @@ class _Column:
     categories: pd.Index | None = None  # CODES: sorted str keys; ORDERED: the categories
 
 
-def _as_table(X: object) -> pd.DataFrame | np.ndarray:
-    """numpy/pandas/list input -> DataFrame (pandas) or 2-D ndarray (everything else)."""
-    if isinstance(X, pd.DataFrame):
-        return X
+def as_table(X: object, allow_empty: bool = False) -> pd.DataFrame | np.ndarray:
+    """Check that ``X`` is a 2-D table: a DataFrame as it is, anything else as an array.
+
+    Without ``allow_empty``, a table without rows or without columns is an error too. The
+    messages follow scikit-learn's wording (its estimator checks look for it) and say how to
+    fix the input.
+    """
+    if sparse.issparse(X):
+        raise TypeError("sparse input is not supported; pass a dense array, e.g. X.toarray().")
     if isinstance(X, pd.Series):
         raise ValueError(
-            "X is a pandas Series (1-D); pass a DataFrame, e.g. X.to_frame() for one "
-            "feature or X.to_frame().T for one sample."
+            "Expected 2D array, got a pandas Series instead. Reshape your data: "
+            "X.to_frame() for one feature or X.to_frame().T for one sample."
         )
-    array = np.asarray(X)
-    if np.iscomplexobj(array):
-        raise ValueError("Complex data not supported; pass real-valued features.")
-    if array.ndim != 2:
+    if not isinstance(X, pd.DataFrame):
+        X = np.asarray(X)
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported; pass real-valued features.")
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected 2D array, got {X.ndim}D array of shape {X.shape} instead. "
+                "Reshape your data either using array.reshape(-1, 1) if your data has a "
+                "single feature or array.reshape(1, -1) if it contains a single sample."
+            )
+    n_rows, n_columns = X.shape
+    if allow_empty:
+        return X
+    if n_rows == 0:
         raise ValueError(
-            f"expected a 2-D table, got an array of shape {array.shape}; reshape it to "
-            "(rows, columns)."
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+            "required. Pass at least one row."
         )
-    return array
+    if n_columns == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            "required. Pass at least one feature column."
+        )
+    return X
 
 
 def _columns(table: pd.DataFrame | np.ndarray) -> list[pd.Series | None]:
@@ -87,7 +108,7 @@ class TableEncoder:
 
     def fit(self, X: object) -> TableEncoder:
         """Learn column kinds, category codes and the float64 centring from ``X``."""
-        table = _as_table(X)
+        table = as_table(X, allow_empty=True)
         self.columns_ = [_fit_column(column) for column in _columns(table)]
         self.categorical_ = np.array([c.kind != NUMERIC for c in self.columns_], dtype=bool)
         raw = self.encode(table)
@@ -101,7 +122,7 @@ class TableEncoder:
 
     def encode(self, X: object) -> np.ndarray:
         """(n, p) table -> (n, p) float64 values and codes (NaN missing, +-inf kept)."""
-        table = _as_table(X)
+        table = as_table(X, allow_empty=True)
         if isinstance(table, np.ndarray) and table.dtype.kind in "biuf":
             return table.astype(np.float64)
         columns = _columns(table)
@@ -132,7 +153,7 @@ def encode_frame(frame: object) -> tuple[np.ndarray, np.ndarray]:
     The same numbers :class:`TableEncoder` gives when fitted on this table.
     """
     encoder = TableEncoder()
-    table = _as_table(frame)
+    table = as_table(frame, allow_empty=True)
     encoder.columns_ = [_fit_column(column) for column in _columns(table)]
     encoder.categorical_ = np.array([c.kind != NUMERIC for c in encoder.columns_], dtype=bool)
     return encoder.encode(table), encoder.categorical_

@@ -115,10 +115,11 @@ class ValidationConfig:
     single-table: the sklearn bundled sets in ``real_sets`` (see
     :mod:`training.validation`), ``real_draws`` fixed context/query splits each with
     ``real_context_rows`` context rows. Relational: the validation split of the eval
-    package's real tasks when ``relational`` is true and that package is installed
-    (contexts of each size in ``relational_context_rows`` from the tasks' train split,
+    package's real tasks when ``relational`` is true (:mod:`eval.validation`; skipped with a
+    warning when the eval extras that load those databases are missing): contexts of each
+    size in ``relational_context_rows`` from the tasks' train split,
     ``relational_query_rows`` queries from their validation split, ``relational_draws``
-    draws).
+    draws.
     ``select_metric`` names the score that keeps the best checkpoint (higher is better,
     except ``synthetic_loss``); ``"score"`` is the mean of the available group AUCs.
     """

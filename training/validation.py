@@ -6,8 +6,12 @@ Three groups, each summarised by a mean ROC-AUC:
   training phase uses (:func:`held_back_episodes`).
 - ``real``: single tables bundled with scikit-learn (no download), made binary, evaluated
   on fixed-seed context/query draws (:data:`REAL_SETS`).
-- ``relational``: the *validation* split of the project's real relational tasks from the
-  eval package, imported lazily and only if present; its test split is never touched.
+- ``relational``: the *validation* split of the project's real relational tasks
+  (:func:`eval.validation.validation_episodes`, contexts from their train split); their test
+  split is never touched. Skipped with a warning when the eval extras (the database
+  packages) are not installed.
+
+Every episode is an :class:`rdbpfn.episode.Episode` with ``group`` and ``name`` set.
 
 ``score`` is the mean of the group AUCs that are available; the loop keeps the checkpoint
 with the best value of the configured ``select_metric``.
@@ -15,7 +19,6 @@ with the best value of the configured ``select_metric``.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 import warnings
@@ -28,6 +31,9 @@ import torch.nn.functional as F
 from sklearn import datasets as sklearn_datasets
 from sklearn.metrics import roc_auc_score
 
+from eval.validation import validation_episodes as real_task_episodes
+from priors import stream as prior_stream
+from rdbpfn.episode import Episode
 from training.config import ValidationConfig
 
 MAX_SPLIT_ATTEMPTS = 100  # random context/query draws tried before a set is declared unusable
@@ -41,17 +47,6 @@ class LabeledTable:
     name: str
     X: np.ndarray
     y: np.ndarray
-
-
-@dataclass(frozen=True)
-class ValidationEpisode:
-    """One in-context problem: the first ``n_context`` rows of ``X`` (R, C) are context."""
-
-    group: str
-    name: str
-    X: torch.Tensor
-    y: torch.Tensor
-    n_context: int
 
 
 def _breast_cancer() -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +123,7 @@ def table_episodes(
     n_query: int,
     draws: int,
     seed: int,
-) -> list[ValidationEpisode]:
+) -> list[Episode]:
     """``draws`` fixed-seed in-context episodes from one labeled table."""
     rng = np.random.default_rng(seed)
     episodes = []
@@ -136,12 +131,12 @@ def table_episodes(
         context, query = context_query_split(table.y, n_context, n_query, rng)
         rows = np.concatenate([context, query])
         episodes.append(
-            ValidationEpisode(
-                group=group,
-                name=f"{table.name}@{len(context)}#{draw}",
+            Episode(
                 X=torch.from_numpy(np.ascontiguousarray(table.X[rows])),
                 y=torch.from_numpy(np.ascontiguousarray(table.y[rows])),
                 n_context=len(context),
+                group=group,
+                name=f"{table.name}@{len(context)}#{draw}",
             )
         )
     return episodes
@@ -149,20 +144,18 @@ def table_episodes(
 
 def held_back_episodes(
     kind: str, rows: int, columns: int, count: int, seed: int
-) -> list[ValidationEpisode]:
+) -> list[Episode]:
     """The first ``count`` episodes of ``priors.stream(kind, rows, columns, seed)``."""
-    from priors import stream as prior_stream
-
     stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed)
     episodes = []
     for index, episode in enumerate(itertools.islice(stream, count)):
         episodes.append(
-            ValidationEpisode(
-                group="synthetic",
-                name=f"{kind}#{index}",
+            Episode(
                 X=torch.as_tensor(episode.X, dtype=torch.float32),
                 y=torch.as_tensor(episode.y, dtype=torch.int64),
                 n_context=int(episode.n_context),
+                group="synthetic",
+                name=f"{kind}#{index}",
             )
         )
     if len(episodes) < count:
@@ -172,46 +165,25 @@ def held_back_episodes(
 
 def relational_validation_episodes(
     context_rows: Sequence[int], query_rows: int, draws: int, seed: int
-) -> list[ValidationEpisode]:
-    """Episodes from the eval package's real relational tasks ([] if it is not installed).
+) -> list[Episode]:
+    """Episodes of the real relational tasks ([] with a warning without the eval extras).
 
-    ``eval.tasks.validation_episodes`` draws the context from each task's *train* split and
-    the queries from its *validation* split; the test split is never read. One call per
-    (context size, draw).
+    :func:`eval.validation.validation_episodes` draws the context from each task's *train*
+    split and the queries from its *validation* split; the test split is never read. One
+    episode per (context size, draw, task), named ``"<task>@<context size>#<draw>"``.
     """
     try:
-        tasks = importlib.import_module("eval.tasks")
-    except ImportError as error:
-        warnings.warn(f"relational validation skipped: eval.tasks not importable ({error})",
+        return real_task_episodes(context_sizes=context_rows, max_val_rows=query_rows,
+                                  draws=draws, seed=seed)
+    except ImportError as error:  # the eval extras (database packages) are missing
+        warnings.warn(f"relational validation skipped: {error}; install '.[eval]'",
                       stacklevel=2)
         return []
-    episodes = []
-    for n_context in context_rows:
-        for draw in range(draws):
-            try:
-                found = tasks.validation_episodes(
-                    context_size=n_context, max_val_rows=query_rows, seed=seed + draw
-                )
-            except ImportError as error:  # the eval extras (database packages) are missing
-                warnings.warn(f"relational validation skipped: {error}; install '.[eval]'",
-                              stacklevel=2)
-                return []
-            for name, (x_context, y_context, x_val, y_val) in sorted(found.items()):
-                episodes.append(
-                    ValidationEpisode(
-                        group="relational",
-                        name=f"{name}@{n_context}#{draw}",
-                        X=torch.from_numpy(np.concatenate([x_context, x_val]).astype(np.float32)),
-                        y=torch.from_numpy(np.concatenate([y_context, y_val]).astype(np.int64)),
-                        n_context=len(y_context),
-                    )
-                )
-    return episodes
 
 
 @torch.no_grad()
 def score_episode(
-    model: torch.nn.Module, episode: ValidationEpisode, device: torch.device
+    model: torch.nn.Module, episode: Episode, device: torch.device
 ) -> tuple[float, float]:
     """(ROC-AUC, mean cross-entropy) of ``model`` on the query rows of one episode.
 
@@ -242,7 +214,7 @@ class Validator:
 
     def __init__(self, config: ValidationConfig) -> None:
         self.config = config
-        self.episodes: list[ValidationEpisode] = []
+        self.episodes: list[Episode] = []
         for offset, kind in enumerate(config.synthetic_kinds):
             self.episodes += held_back_episodes(
                 kind, config.rows, config.columns, config.synthetic_episodes,

@@ -174,9 +174,12 @@ def select_features(
         column_codes = X_context.iloc[:, j].cat.codes.to_numpy(np.float64)
         codes[:, j] = np.where(column_codes < 0, np.nan, column_codes)
     # (a) constant (missing is a value) and (b) exact duplicates, keeping the first
-    filled = np.where(np.isnan(codes), np.inf, codes)
-    varies = (filled != filled[:1]).any(axis=0)
-    _, first = np.unique(filled.T, axis=0, return_index=True)
+    # (missing is compared as its own value, apart from every number, +-inf included)
+    missing = np.isnan(codes)
+    filled = np.where(missing, 0.0, codes)
+    varies = ((filled != filled[:1]) | (missing != missing[:1])).any(axis=0)
+    _, first = np.unique(np.concatenate([missing.T, filled.T], axis=1), axis=0,
+                         return_index=True)
     keep = np.zeros(len(columns), dtype=bool)
     keep[first] = True
     candidates = np.flatnonzero(keep & varies)

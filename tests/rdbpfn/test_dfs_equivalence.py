@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from rdbpfn.database import Database
-from rdbpfn.table import Table
 from rdbpfn.dfs import linearize
 from rdbpfn.dfs.featuretools_engine import differences
+from rdbpfn.table import Table
 
 logging.getLogger("featuretools").setLevel(logging.ERROR)
 

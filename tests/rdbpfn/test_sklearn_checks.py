@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import checkpoints
-from checkpoints import save_random_checkpoint
+import rdbpfn.checkpoint as checkpoints
+from rdbpfn.checkpoint import save_random_checkpoint
 from rdbpfn.classifier import RDBPFNClassifier
 from rdbpfn.model import ModelConfig
 

@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.common import ROOT
 from training.state import load_train_state
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 RANKS = 2
 TIMEOUT_SECONDS = 300
 

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from rdbpfn.model import RDBPFN, ModelConfig, context_statistics, published_config
-
-TOLERANCE = 1e-5
+from tests.common import BATCHING_ATOL
 
 SMALL_CONFIGS = {
     "default_small": ModelConfig(d_model=32, n_heads=4, d_ffn=64, n_layers=2, n_thinking_rows=4,
@@ -52,8 +51,8 @@ def test_query_rows_are_independent(name: str) -> None:
         fewer = model(x[:, : n + 3], y)  # first 3 queries only
         alone = model(torch.cat([x[:, :n], x[:, n + 7 : n + 8]], dim=1), y)  # query 7 alone
     assert full.shape == (2, 15, model.config.n_classes)
-    torch.testing.assert_close(fewer, full[:, :3], atol=TOLERANCE, rtol=0)
-    torch.testing.assert_close(alone[:, 0], full[:, 7], atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(fewer, full[:, :3], atol=BATCHING_ATOL, rtol=0)
+    torch.testing.assert_close(alone[:, 0], full[:, 7], atol=BATCHING_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(SMALL_CONFIGS))
@@ -67,7 +66,7 @@ def test_cache_equals_uncached_forward(name: str) -> None:
     first = model.forward_queries(cache, x[:, n : n + 4])
     rest = model.forward_queries(cache, x[:, n + 4 :])
     cached = torch.cat([first, rest], dim=1)
-    torch.testing.assert_close(cached, full, atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(cached, full, atol=BATCHING_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(SMALL_CONFIGS))
@@ -79,7 +78,7 @@ def test_context_row_permutation_invariance(name: str) -> None:
     x_perm = torch.cat([x[:, :n][:, perm], x[:, n:]], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(
-            model(x_perm, y[:, perm]), model(x, y), atol=TOLERANCE, rtol=0
+            model(x_perm, y[:, perm]), model(x, y), atol=BATCHING_ATOL, rtol=0
         )
 
 
@@ -89,7 +88,7 @@ def test_episodes_in_a_batch_are_independent() -> None:
     with torch.no_grad():
         together = model(x, y)
         second = model(x[1:2], y[1:2])
-    torch.testing.assert_close(second[0], together[1], atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(second[0], together[1], atol=BATCHING_ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("name", list(SMALL_CONFIGS))
@@ -114,7 +113,7 @@ def test_last_block_label_only_is_exact(name: str) -> None:
         pruned = model(x, y)
         model._last_label_only = False
         full = model(x, y)
-    torch.testing.assert_close(pruned, full, atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(pruned, full, atol=BATCHING_ATOL, rtol=0)
 
 
 def test_config_is_hashable() -> None:
@@ -140,7 +139,7 @@ def test_nan_and_inf_give_finite_logits_and_nan_is_the_context_mean() -> None:
         logits = model(x, y)
     assert torch.isfinite(logits).all()
     a, b = _missing_and_at_mean_logits(model, x, y)
-    torch.testing.assert_close(a, b, atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(a, b, atol=BATCHING_ATOL, rtol=0)
 
 
 def _missing_and_at_mean_logits(
@@ -177,7 +176,7 @@ def test_constant_columns_are_ignored(name: str) -> None:
     constant[:, :25, 2] = 7.5
     constant[:, 25:, 2] = torch.linspace(-50, 50, 15)
     with torch.no_grad():
-        torch.testing.assert_close(model(constant, y), model(zero, y), atol=TOLERANCE, rtol=0)
+        torch.testing.assert_close(model(constant, y), model(zero, y), atol=BATCHING_ATOL, rtol=0)
 
 
 def test_standardization_is_shift_and_scale_invariant() -> None:

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from rdbpfn.database import Database
-from rdbpfn.table import Table
 from rdbpfn.dfs import feature_names, fit_budget, linearize, select_features
 from rdbpfn.dfs.budget import BUDGET_LADDER
+from rdbpfn.table import Table
 
 DAY0 = pd.Timestamp("2022-01-01")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import checkpoints
-from checkpoints import (
+import rdbpfn.checkpoint as checkpoints
+from rdbpfn.checkpoint import (
     CheckpointError,
     CheckpointNotFoundError,
     load_checkpoint,

@@ -15,17 +15,17 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import check_classifiers_train
 
-import checkpoints
-from checkpoints import load_checkpoint, save_checkpoint
-from checkpoints.published import (
+import rdbpfn.checkpoint as checkpoints
+from rdbpfn.checkpoint import load_checkpoint, save_checkpoint
+from rdbpfn.classifier import RDBPFNClassifier
+from rdbpfn.model import RDBPFN, ModelConfig, published_config
+from rdbpfn.published import (
     convert_published,
     is_published_format,
     to_published_state_dict,
 )
-from rdbpfn.classifier import RDBPFNClassifier
-from rdbpfn.model import RDBPFN, ModelConfig, published_config
+from tests.common import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PEER = Path(
     os.environ.get("RDBPFN_PEER_CHECKPOINT", ROOT.parent / "shared/peers/rdbpfn-official.pt")
 )

