@@ -8,8 +8,10 @@ uniform k-subset of a uniform subset of the train split is a uniform k-subset of
 so contexts drawn from the pool follow the paper's protocol. Pool rows are stored per split
 in that random order; "the first n test rows" is therefore a uniform sample too.
 
-What is cached: every DFS column (``max_depth`` 2, primitives mean, sum, max, min, count,
-mode) for every pool row, encoded by :func:`rdbpfn.encoding.encode_frame` -- the encoding the
+What is cached: every DFS column (``max_depth`` 2, the paper's primitives mean, sum, max,
+min, count, mode and no recent windows: the protocol the shipped checkpoint is measured on;
+``FeatureSpec(primitives=DEFAULT_PRIMITIVES, windows=DEFAULT_WINDOWS)`` gives the full
+vocabulary) for every pool row, encoded by :func:`rdbpfn.encoding.encode_frame` -- the encoding the
 classifier and the prior use: float64 with NaN for missing and +-inf kept, categorical
 columns as ordinal codes of their sorted values (flagged in ``TaskFeatures.categorical``),
 booleans 0/1, datetimes and timedeltas as seconds.
@@ -48,8 +50,8 @@ from tqdm.auto import tqdm
 
 from eval.tasks import SPLITS, Task, stable_seed
 from rdbpfn.atomic import atomic_write, atomic_write_json
+from rdbpfn.dfs import PAPER_PRIMITIVES, select_features
 from rdbpfn.dfs import linearize as default_linearize
-from rdbpfn.dfs import select_features
 from rdbpfn.encoding import encode_frame
 
 FEATURE_BUDGET = 100
@@ -76,7 +78,8 @@ class FeatureSpec:
     """DFS and pool settings (cache key) and the per-draw feature budget (not in the key)."""
 
     max_depth: int = 2
-    primitives: tuple[str, ...] = ("mean", "sum", "max", "min", "count", "mode")
+    primitives: tuple[str, ...] = PAPER_PRIMITIVES
+    windows: tuple[str, ...] = ()
     max_train_rows: int = MAX_TRAIN_ROWS
     max_val_rows: int = MAX_VAL_ROWS
     max_test_rows: int = MAX_TEST_ROWS
@@ -207,7 +210,8 @@ def _linearize_pool(task: Task, rows: np.ndarray, spec: FeatureSpec, linearize: 
         frame = linearize(
             database, task.target_table, task.entity_ids[chunk],
             cutoff_times=pd.DatetimeIndex(task.cutoff_times[chunk]),
-            max_depth=spec.max_depth, primitives=spec.primitives, engine=spec.engine,
+            max_depth=spec.max_depth, primitives=spec.primitives, windows=spec.windows,
+            engine=spec.engine,
         )
         if len(frame) != len(chunk):
             raise ValueError(f"linearize returned {len(frame)} rows for {len(chunk)} requested "

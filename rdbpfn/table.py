@@ -7,8 +7,11 @@ them; :mod:`rdbpfn.formats` reads and writes databases in other forms.
 
 Column kinds follow the dtypes: ``numeric`` (ints, floats), ``boolean`` (bool, "boolean"),
 ``categorical`` (object, string, category; make an integer code categorical with
-``df[col].astype("category")``), ``datetime`` (datetimes that are not the time column). Key
-and time columns are never features. Columns of other dtypes (timedelta, period, ...) are
+``df[col].astype("category")``), ``datetime`` (datetimes that are not the time column).
+Identifiers that are not declared keys are categorical too: a column with an id-like name
+(``id``, ``product_id``, ``productId``; :data:`ID_LIKE_NAME`) and whole-number values is
+never averaged or summed, only counted (``MODE``, ``NUM_UNIQUE``). Key and time columns are
+never features. Columns of other dtypes (timedelta, period, ...) are
 kept in the frame but never become features (:attr:`Table.ignored_columns`).
 
 Times: datetime time columns (tz-aware ones are converted to UTC) or numeric ones (e.g. a
@@ -20,13 +23,15 @@ time is :data:`MISSING_TIME`, later than every cutoff, so such a row is never vi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["LATEST_CUTOFF", "MISSING_TIME", "Table", "time_keys"]
+__all__ = ["ID_LIKE_NAME", "LATEST_CUTOFF", "MISSING_TIME", "Table", "is_id_like",
+           "time_differences", "time_keys"]
 
 MISSING_TIME = np.iinfo(np.int64).max
 """Time key of a row whose time is missing: after every cutoff, so never visible."""
@@ -40,6 +45,7 @@ MAX_ERROR_EXAMPLES = 5
 COLUMN_KINDS = ("numeric", "boolean", "categorical", "datetime", "other")
 
 _FLIP_LOW_63_BITS = np.int64(0x7FFFFFFFFFFFFFFF)
+_NANOSECONDS_PER_SECOND = 1e9
 
 
 def examples(values: Any) -> str:
@@ -48,14 +54,45 @@ def examples(values: Any) -> str:
     return ", ".join(repr(v) for v in shown)
 
 
-def _column_kind(series: pd.Series) -> str:
+ID_LIKE_NAME = re.compile(r"(?i:^id$|[_\-\s.]id$)|[a-z0-9]I[dD]$")
+"""Names of identifier columns: ``id``, ``product_id``, ``product-id``, ``productId``,
+``productID`` (not ``paid``, ``valid`` or ``VALID``)."""
+
+QUANTITY_STEMS = ("year", "month", "week", "day", "hour", "season", "date", "time")
+"""An id-like name on one of these stems (``yearID``, ``season_id``) numbers a time, a
+quantity with an order and a scale, so it stays numeric."""
+
+
+def is_id_like(name: object, series: pd.Series) -> bool:
+    """An identifier that is not a declared key: an id-like name and whole-number values.
+
+    Such a column is categorical, never numeric: its values name things, so a mean or a sum
+    of them means nothing, while ``MODE`` and ``NUM_UNIQUE`` (distinct products bought) do.
+    """
+    match = ID_LIKE_NAME.search(str(name))
+    if match is None:
+        return False
+    stem = str(name)[: match.start() + 1].rstrip("_- .").lower()
+    if stem.endswith(QUANTITY_STEMS):
+        return False
+    dtype = series.dtype
+    if pd.api.types.is_integer_dtype(dtype):
+        return True
+    if not pd.api.types.is_float_dtype(dtype):
+        return False
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = values[~np.isnan(values)]
+    return bool(np.all(np.isfinite(present) & (present == np.round(present))))
+
+
+def _column_kind(name: object, series: pd.Series) -> str:
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-        return "numeric"
+        return "categorical" if is_id_like(name, series) else "numeric"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
@@ -79,6 +116,30 @@ def _datetime_time_keys(values: pd.Series | pd.Index | np.ndarray) -> np.ndarray
     keys = values.as_unit("ns").asi8.copy()
     keys[values.isna()] = MISSING_TIME
     return keys
+
+
+def time_differences(later: np.ndarray, earlier: np.ndarray, kind: str) -> np.ndarray:
+    """``later - earlier`` of int64 time keys as float64: seconds for datetime keys, the
+    time unit for numeric ones. NaN where either is missing or ``later`` is "no cutoff".
+
+    Datetime differences are taken in integer nanoseconds before the division, so they are
+    exact to the nanosecond whatever the epoch.
+    """
+    later = np.asarray(later, dtype=np.int64)
+    earlier = np.asarray(earlier, dtype=np.int64)
+    missing = (later >= LATEST_CUTOFF) | (earlier >= LATEST_CUTOFF)
+    safe_later, safe_earlier = np.where(missing, 0, later), np.where(missing, 0, earlier)
+    if kind == "datetime":
+        difference = (safe_later - safe_earlier) / _NANOSECONDS_PER_SECOND
+    else:
+        difference = _float_times(safe_later) - _float_times(safe_earlier)
+    return np.where(missing, np.nan, difference)
+
+
+def _float_times(keys: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_float_time_keys` for non-missing keys."""
+    bits = np.where(keys < 0, keys ^ _FLIP_LOW_63_BITS, keys)
+    return bits.view(np.float64)
 
 
 def time_keys(values: Any, kind: str, what: str) -> np.ndarray:
@@ -174,7 +235,7 @@ class Table:
         self.time_column = time_column
         keys = {primary_key, time_column, *foreign_keys} - {None}
         self.column_kinds: dict[str, str] = {
-            str(c): _column_kind(df[c]) for c in df.columns if c not in keys
+            str(c): _column_kind(c, df[c]) for c in df.columns if c not in keys
         }
         """Kind of every non-key, non-time column: one of :data:`COLUMN_KINDS`."""
         self._cache: dict[str, Any] = {}

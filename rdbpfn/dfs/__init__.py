@@ -10,6 +10,19 @@
 from __future__ import annotations
 
 from rdbpfn.dfs.budget import feature_names, fit_budget, select_features
-from rdbpfn.dfs.linearize import DEFAULT_PRIMITIVES, linearize
+from rdbpfn.dfs.linearize import (
+    DEFAULT_PRIMITIVES,
+    DEFAULT_WINDOWS,
+    PAPER_PRIMITIVES,
+    linearize,
+)
 
-__all__ = ["DEFAULT_PRIMITIVES", "feature_names", "fit_budget", "linearize", "select_features"]
+__all__ = [
+    "DEFAULT_PRIMITIVES",
+    "DEFAULT_WINDOWS",
+    "PAPER_PRIMITIVES",
+    "feature_names",
+    "fit_budget",
+    "linearize",
+    "select_features",
+]

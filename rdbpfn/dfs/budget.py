@@ -2,9 +2,9 @@
 
 Two deterministic caps:
 
-1. *Before* computing: :func:`fit_budget` picks the richest (depth, primitives) of a fixed
-   ladder (:data:`BUDGET_LADDER`) whose number of features fits ``max_features``; the count
-   comes from the schema alone (:func:`feature_names`), nothing is computed.
+1. *Before* computing: :func:`fit_budget` picks the richest (depth, primitives, windows) of
+   a fixed ladder (:data:`BUDGET_LADDER`) whose number of features fits ``max_features``;
+   the count comes from the schema alone (:func:`feature_names`), nothing is computed.
 2. *After* computing on the context rows: :func:`select_features` keeps at most
    ``max_features`` columns chosen from the context rows only (never the queries):
 
@@ -30,22 +30,29 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
-from rdbpfn.dfs.linearize import DEFAULT_PRIMITIVES
-from rdbpfn.dfs.synthesis import build_features, check_primitives
+from rdbpfn.dfs.linearize import DEFAULT_PRIMITIVES, DEFAULT_WINDOWS, PAPER_PRIMITIVES
+from rdbpfn.dfs.synthesis import WINDOW_PRIMITIVES, build_features, check_primitives
 
 __all__ = ["BUDGET_LADDER", "feature_names", "fit_budget", "select_features"]
 
-BUDGET_LADDER: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (2, ("mean", "sum", "max", "min", "count", "mode")),
-    (2, ("mean", "max", "min", "count", "mode")),
-    (2, ("mean", "count", "mode")),
-    (2, ("mean", "count")),
-    (1, ("mean", "sum", "max", "min", "count", "mode")),
-    (1, ("mean", "count", "mode")),
-    (1, ("mean", "count")),
-    (0, ()),
+_RECENCY = ("num_unique", "percent_true", "time_since_first", "time_since_last", "time_since")
+
+BUDGET_LADDER: tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...] = (
+    (2, PAPER_PRIMITIVES + _RECENCY, DEFAULT_WINDOWS),
+    (2, PAPER_PRIMITIVES + _RECENCY, ()),
+    (2, PAPER_PRIMITIVES, ()),
+    (2, ("mean", "max", "min", "count", "mode"), ()),
+    (2, ("mean", "count", "mode"), ()),
+    (2, ("mean", "count"), ()),
+    (1, PAPER_PRIMITIVES + _RECENCY, DEFAULT_WINDOWS),
+    (1, PAPER_PRIMITIVES + _RECENCY, ()),
+    (1, PAPER_PRIMITIVES, ()),
+    (1, ("mean", "count", "mode"), ()),
+    (1, ("mean", "count"), ()),
+    (0, (), ()),
 )
-"""(max_depth, primitives) from richest to poorest, the order :func:`fit_budget` tries."""
+"""(max_depth, primitives, windows) from richest to poorest, the order :func:`fit_budget`
+tries."""
 
 CORRELATION_LIMIT = 0.95
 """Default |correlation| above which :func:`select_features` treats two columns as copies."""
@@ -56,9 +63,10 @@ def feature_names(
     target_table: str,
     max_depth: int = 2,
     primitives: Sequence[str] = DEFAULT_PRIMITIVES,
+    windows: Sequence[object] = DEFAULT_WINDOWS,
 ) -> list[str]:
     """Names of the columns ``linearize`` returns with these arguments (schema only)."""
-    return [f.name for f in build_features(db, target_table, max_depth, primitives)]
+    return [f.name for f in build_features(db, target_table, max_depth, primitives, windows)]
 
 
 def fit_budget(
@@ -67,27 +75,33 @@ def fit_budget(
     max_features: int,
     max_depth: int = 2,
     primitives: Sequence[str] = DEFAULT_PRIMITIVES,
-) -> tuple[int, tuple[str, ...]]:
-    """The first ladder entry within ``max_depth``/``primitives`` with <= max_features features.
+    windows: Sequence[object] = DEFAULT_WINDOWS,
+) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """The first ladder entry within the allowed depth, primitives and windows that gives
+    <= max_features features.
 
     Returns:
-        (max_depth, primitives) to pass to ``linearize``; the poorest allowed entry if none
-        fits (depth 0 = the target's own columns).
+        (max_depth, primitives, windows) to pass to ``linearize``; the poorest allowed entry
+        if none fits (depth 0 = the target's own columns).
     """
     if max_features < 1:
         raise ValueError(f"max_features must be >= 1, got {max_features}.")
     allowed = set(check_primitives(primitives))
+    allowed_windows = {str(w) for w in windows}
     candidates = []
-    for depth, ladder_primitives in BUDGET_LADDER:
+    for depth, ladder_primitives, ladder_windows in BUDGET_LADDER:
         chosen = tuple(p for p in ladder_primitives if p in allowed)
-        if depth > max_depth or (depth, chosen) in candidates:
+        chosen_windows = tuple(w for w in ladder_windows if w in allowed_windows
+                               and set(chosen) & set(WINDOW_PRIMITIVES))
+        entry = (depth, chosen, chosen_windows)
+        if depth > max_depth or entry in candidates:
             continue
-        candidates.append((depth, chosen))
-    if (0, ()) not in candidates:
-        candidates.append((0, ()))
-    for depth, chosen in candidates:
-        if len(build_features(db, target_table, depth, chosen)) <= max_features:
-            return depth, chosen
+        candidates.append(entry)
+    if (0, (), ()) not in candidates:
+        candidates.append((0, (), ()))
+    for depth, chosen, chosen_windows in candidates:
+        if len(build_features(db, target_table, depth, chosen, chosen_windows)) <= max_features:
+            return depth, chosen, chosen_windows
     return candidates[-1]
 
 

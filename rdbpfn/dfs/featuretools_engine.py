@@ -8,7 +8,12 @@ sees exactly what rdbpfn's DFS sees:
   featuretools treats every foreign key as a numeric key and never aggregates it;
 - every time (table times and cutoffs) is replaced by its rank among all times, placed on a
   one-second grid: order and ties are kept exactly, numeric and datetime databases are
-  handled alike, and "no cutoff" becomes a cutoff after the last row;
+  handled alike, and "no cutoff" becomes a cutoff after the last row. Features measured in
+  time (``TIME_SINCE*``, recent windows) need the real times instead: then datetimes are
+  passed as they are (numeric times cannot be: featuretools measures only datetimes);
+- the entity's age is featuretools' ``time_since`` transform of the target's time index,
+  and each recent window is one more ``ft.dfs`` with that ``training_window`` (its
+  ``COUNT`` / ``SUM`` renamed ``COUNT(orders, last 30 days)``);
 - features built on key columns (``user_id``, ``orders.user_id``) are dropped afterwards;
 - values are converted as the vectorized engine returns them: numeric and boolean features
   as float64, categorical ones as ``pd.Categorical`` over the source column's categories.
@@ -23,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
+from rdbpfn.dfs.synthesis import AGGREGATION_PRIMITIVES, TIME_AWARE_PRIMITIVES, Feature
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME
 
 __all__ = ["differences", "linearize_featuretools"]
@@ -56,6 +62,32 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return values.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _time_map(db: Database, cutoff_keys: np.ndarray, real: bool):
+    """int64 time keys -> the datetimes featuretools sees (ranks, or the real times)."""
+    table_keys = [db[t].time_keys(t) for t in db.tables if db[t].time_column is not None]
+    all_keys = np.unique(np.concatenate(table_keys + [cutoff_keys]))
+    finite = all_keys[(all_keys != MISSING_TIME) & (all_keys != LATEST_CUTOFF)]
+    if real:
+        after_everything = (finite.max() if len(finite) else 0) + 10**9
+
+        def to_time(keys: np.ndarray) -> pd.DatetimeIndex:
+            nanos = np.where(keys == LATEST_CUTOFF, after_everything, keys)
+            nanos = np.where(keys == MISSING_TIME, 0, nanos)
+            return pd.DatetimeIndex(pd.to_datetime(nanos, unit="ns")).where(
+                keys != MISSING_TIME)
+
+        return to_time
+    latest_rank = len(finite) + 1  # after every row: "no cutoff"
+
+    def to_ranks(keys: np.ndarray) -> pd.DatetimeIndex:
+        ranks = np.searchsorted(finite, keys).astype(np.int64)
+        ranks[keys == LATEST_CUTOFF] = latest_rank
+        times = _TIME_ORIGIN + pd.to_timedelta(ranks, unit="s")
+        return times.where(keys != MISSING_TIME)
+
+    return to_ranks
+
+
 def linearize_featuretools(
     db: Database,
     target_table: str,
@@ -63,6 +95,7 @@ def linearize_featuretools(
     cutoff_keys: np.ndarray,
     max_depth: int,
     primitives: Sequence[str],
+    features: Sequence[Feature],
     include_cutoff_time: bool = True,
 ) -> pd.DataFrame:
     """Features of ``target_table`` rows at cutoffs, computed by featuretools.
@@ -73,60 +106,85 @@ def linearize_featuretools(
         rows: (n,) int64 row numbers of the requested entities.
         cutoff_keys: (n,) int64 time keys of the cutoffs (``LATEST_CUTOFF`` = none).
         max_depth, primitives, include_cutoff_time: as in :func:`rdbpfn.dfs.linearize`.
+        features: the features wanted (from ``build_features``); the age and windowed
+            ones take extra ``ft.dfs`` runs.
     Returns:
-        DataFrame (n, p), one row per request in order, featuretools' column order.
+        DataFrame (n, p), one row per request in order: featuretools' own DFS columns in
+        its order, then the age and windowed features asked for.
     """
-    import featuretools as ft
+    import featuretools as ft  # heavy: only the reference engine needs it
 
-    table_keys = [db[t].time_keys(t) for t in db.tables if db[t].time_column is not None]
-    all_keys = np.unique(np.concatenate(table_keys + [cutoff_keys]))
-    finite = all_keys[(all_keys != MISSING_TIME) & (all_keys != LATEST_CUTOFF)]
-    latest_rank = len(finite) + 1  # after every row: "no cutoff"
-
-    def to_time(keys: np.ndarray) -> pd.DatetimeIndex:
-        ranks = np.searchsorted(finite, keys).astype(np.int64)
-        ranks[keys == LATEST_CUTOFF] = latest_rank
-        times = _TIME_ORIGIN + pd.to_timedelta(ranks, unit="s")
-        return times.where(keys != MISSING_TIME)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        entityset = db.to_entityset(encode_keys=True, time_map=to_time)
-        pairs = pd.DataFrame({"instance_id": rows, "time": to_time(cutoff_keys)})
-        unique_pairs = pairs.drop_duplicates().reset_index(drop=True)
-        has_time = any(db[t].time_column is not None for t in db.tables)
-        matrix, features = ft.dfs(
-            entityset=entityset,
-            target_dataframe_name=target_table,
-            agg_primitives=list(primitives),
-            trans_primitives=[],
-            max_depth=max_depth,
-            cutoff_time=unique_pairs if has_time else None,
-            instance_ids=None if has_time else unique_pairs["instance_id"].tolist(),
-            cutoff_time_in_index=has_time,
-            include_cutoff_time=include_cutoff_time,
-            verbose=False,
+    aggregations = [p for p in primitives if p in AGGREGATION_PRIMITIVES]
+    ages = [f for f in features if f.kind == "age"]
+    windows = sorted({f.window for f in features if f.window is not None})
+    timed = bool(ages or windows or set(aggregations) & set(TIME_AWARE_PRIMITIVES))
+    if timed and db.time_kind == "numeric":
+        raise ValueError(
+            "engine='featuretools' measures time only between datetimes, and this database's "
+            "times are numbers; use the vectorized engine for TIME_SINCE features and windows."
         )
+    to_time = _time_map(db, cutoff_keys, real=timed)
+    has_time = any(db[t].time_column is not None for t in db.tables)
+    pairs = pd.DataFrame({"instance_id": rows, "time": to_time(cutoff_keys)})
+    unique_pairs = pairs.drop_duplicates().reset_index(drop=True)
     if has_time:
         wanted = pd.MultiIndex.from_arrays([pairs["instance_id"], pairs["time"]])
     else:
         wanted = pd.Index(pairs["instance_id"])
-    matrix = matrix.reindex(wanted)
+
+    def run(agg: list[str], trans: list[str], depth: int, window: int | None = None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            entityset = db.to_entityset(encode_keys=True, time_map=to_time)
+            if window is not None:
+                entityset.add_last_time_indexes()
+            matrix, found = ft.dfs(
+                entityset=entityset,
+                target_dataframe_name=target_table,
+                agg_primitives=agg,
+                trans_primitives=trans,
+                max_depth=depth,
+                cutoff_time=unique_pairs if has_time else None,
+                instance_ids=None if has_time else unique_pairs["instance_id"].tolist(),
+                cutoff_time_in_index=has_time,
+                include_cutoff_time=include_cutoff_time,
+                training_window=None if window is None else pd.Timedelta(window, unit="ns"),
+                verbose=False,
+            )
+        return matrix.reindex(wanted), found
+
     out: dict[str, object] = {}
-    for feature in features:
-        if _is_key_feature(feature):
-            continue
-        name = feature.get_name()
-        values = matrix[name]
-        schema = feature.column_schema
-        if "category" in schema.semantic_tags:
-            table, column = _source_column(feature)
-            categories = db[table].categorical_codes(column)[1]
-            out[name] = pd.Categorical(values.astype(object).where(values.notna(), None),
-                                       categories=categories)
-        else:
-            out[name] = _as_float(values)
-    return pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+    matrix, found = run(aggregations, [], max_depth)
+    for feature in found:
+        if not _is_key_feature(feature):
+            out[feature.get_name()] = _values(db, feature, matrix[feature.get_name()])
+    if ages:
+        matrix, found = run([], ["time_since"], 1)
+        for age in ages:
+            out[age.name] = _as_float(matrix[age.name])
+    for window in windows:
+        matrix, found = run([p for p in aggregations if p in ("count", "sum")], [], 1, window)
+        for feature in features:
+            if feature.window != window:
+                continue
+            plain = feature.name.rsplit(", last ", 1)[0] + ")"
+            out[feature.name] = _as_float(matrix[plain])
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+    no_cutoff = cutoff_keys == LATEST_CUTOFF
+    if timed and no_cutoff.any():  # no "now" to measure from: missing, as in our engine
+        measured = [f.name for f in features if f.measures_time]
+        frame.loc[no_cutoff, measured] = np.nan
+    return frame
+
+
+def _values(db: Database, feature: object, values: pd.Series) -> object:
+    """featuretools' column -> ours: float64, or a Categorical over the source categories."""
+    if "category" in feature.column_schema.semantic_tags:
+        table, column = _source_column(feature)
+        categories = db[table].categorical_codes(column)[1]
+        return pd.Categorical(values.astype(object).where(values.notna(), None),
+                              categories=categories)
+    return _as_float(values)
 
 
 def differences(ours: pd.DataFrame, reference: pd.DataFrame,

@@ -14,10 +14,18 @@ from rdbpfn.dfs.synthesis import build_features, check_primitives
 from rdbpfn.dfs.vectorized import evaluate_features
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_keys
 
-__all__ = ["DEFAULT_PRIMITIVES", "ENGINES", "linearize"]
+__all__ = ["DEFAULT_PRIMITIVES", "DEFAULT_WINDOWS", "ENGINES", "PAPER_PRIMITIVES", "linearize"]
 
-DEFAULT_PRIMITIVES = ("mean", "sum", "max", "min", "count", "mode")
+PAPER_PRIMITIVES = ("mean", "sum", "max", "min", "count", "mode")
 """The aggregation primitives of the RDB-PFN paper's linearization."""
+
+DEFAULT_PRIMITIVES = PAPER_PRIMITIVES + (
+    "num_unique", "percent_true", "time_since_first", "time_since_last", "time_since")
+"""The paper's primitives plus what practitioners add first: distinct categories, shares of
+true values, recency and tenure (see :mod:`rdbpfn.dfs.synthesis`)."""
+
+DEFAULT_WINDOWS = ("7 days", "30 days", "90 days", "365 days")
+"""Recent windows of the default ``COUNT`` / ``SUM`` aggregations over direct children."""
 
 ENGINES = ("auto", "vectorized", "featuretools")
 
@@ -76,6 +84,7 @@ def linearize(
     primitives: Sequence[str] = DEFAULT_PRIMITIVES,
     engine: str = "auto",
     *,
+    windows: Sequence[Any] = DEFAULT_WINDOWS,
     include_cutoff_time: bool = True,
     features: Sequence[str] | None = None,
 ) -> pd.DataFrame:
@@ -111,7 +120,14 @@ def linearize(
         cutoff_times: None, one cutoff for all, or (n,) cutoffs; datetimes (or strings) for a
             database with datetime time columns, numbers for numeric ones.
         max_depth: stacking depth (0 = own columns, 1 = + one hop, 2 = RDB-PFN's default).
-        primitives: subset of ``("mean", "sum", "max", "min", "count", "mode")``.
+        primitives: subset of :data:`rdbpfn.dfs.synthesis.PRIMITIVES`; the default adds
+            ``num_unique``, ``percent_true``, ``time_since_first``, ``time_since_last``
+            (recency of a child table) and ``time_since`` (the entity's own age) to the
+            paper's :data:`PAPER_PRIMITIVES`. Time-since features and windows are measured
+            from the cutoff: missing for a request without one.
+        windows: recent windows for ``COUNT`` / ``SUM`` over the target's direct timed
+            children, e.g. ``COUNT(orders, last 30 days)`` = rows in ``(cutoff - 30 days,
+            cutoff]``; ``()`` for none. Only for databases with datetime times.
         engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), or "auto"
             (= vectorized).
         include_cutoff_time: see Cutoffs above.
@@ -130,7 +146,7 @@ def linearize(
     if not isinstance(db, Database):
         raise TypeError(f"db must be an rdbpfn Database, got {type(db).__name__}.")
     primitives = check_primitives(primitives)
-    all_features = build_features(db, target_table, max_depth, primitives)
+    all_features = build_features(db, target_table, max_depth, primitives, windows)
     if features is not None:
         by_name = {f.name: f for f in all_features}
         unknown = [name for name in features if name not in by_name]
@@ -148,9 +164,9 @@ def linearize(
         if len(rows) == 0:
             frame = linearize_featuretools(db, target_table, np.zeros(1, np.int64),
                                            np.full(1, LATEST_CUTOFF), max_depth, primitives,
-                                           include_cutoff_time).iloc[:0]
+                                           chosen, include_cutoff_time).iloc[:0]
         else:
             frame = linearize_featuretools(db, target_table, rows, cutoff_keys, max_depth,
-                                           primitives, include_cutoff_time)
+                                           primitives, chosen, include_cutoff_time)
         return frame[[f.name for f in chosen]]
     return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time)

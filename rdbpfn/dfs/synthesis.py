@@ -24,6 +24,16 @@ featuretools' traversal step by step, because the feature set depends on its det
   instead of child rows, whichever name sorts first.
 
 Keys (primary, foreign), time columns and datetime columns never become output features.
+
+Beyond the paper's six aggregations (count, max, mean, min, mode, sum) the vocabulary holds
+the features practitioners add first, with featuretools' names and values:
+``NUM_UNIQUE`` (distinct categories), ``PERCENT_TRUE`` (share of true values, missing counted
+as false), ``TIME_SINCE_FIRST`` / ``TIME_SINCE_LAST`` of a child table's time column
+(seconds for datetime times, the time unit for numeric ones), the entity's age
+``TIME_SINCE(<its time column>)`` (transform primitive ``time_since``, on the target table
+only), and recent-window aggregations ``COUNT(orders, last 30 days)`` /
+``SUM(orders.amount, last 30 days)`` over the target's direct children: the rows in
+``(cutoff - window, cutoff]`` (featuretools' ``training_window``, one window at a time).
 """
 
 from __future__ import annotations
@@ -31,17 +41,50 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from rdbpfn.database import Database
 from rdbpfn.formats import MADE_INDEX
 
-__all__ = ["PRIMITIVES", "Feature", "Link", "build_features", "links_of"]
+__all__ = [
+    "AGGREGATION_PRIMITIVES",
+    "PRIMITIVES",
+    "TIME_AWARE_PRIMITIVES",
+    "WINDOW_PRIMITIVES",
+    "Feature",
+    "Link",
+    "build_features",
+    "links_of",
+    "window_keys",
+]
 
-PRIMITIVES = ("count", "max", "mean", "min", "mode", "sum")
+AGGREGATION_PRIMITIVES = ("count", "max", "mean", "min", "mode", "num_unique", "percent_true",
+                          "sum", "time_since_first", "time_since_last")
 """Supported aggregation primitives, in featuretools' order (alphabetical)."""
 
+TRANSFORM_PRIMITIVES = ("time_since",)
+"""Supported transform primitives: ``time_since`` = the target row's age at its cutoff."""
+
+PRIMITIVES = AGGREGATION_PRIMITIVES + TRANSFORM_PRIMITIVES
+"""Every primitive name ``linearize`` accepts."""
+
+TIME_AWARE_PRIMITIVES = ("time_since", "time_since_first", "time_since_last")
+"""Primitives measured from the cutoff: missing for a request without a cutoff."""
+
+WINDOW_PRIMITIVES = ("count", "sum")
+"""Primitives that also run over recent windows (when they are among the primitives)."""
+
+_INPUT = {"count": "index", "max": "numeric", "mean": "numeric", "min": "numeric",
+          "mode": "categorical", "num_unique": "categorical", "percent_true": "boolean",
+          "sum": "numeric", "time_since_first": "time", "time_since_last": "time"}
+"""What each aggregation takes (a feature's ``value``)."""
+
 _NO_STACK_ON = {"count": ("count",), "sum": ("sum", "count"), "max": ("max",), "min": ("min",),
-                "mean": (), "mode": ()}
+                "mean": (), "mode": (), "num_unique": (), "percent_true": (),
+                "time_since_first": (), "time_since_last": ()}
 """Root primitives each primitive may not be stacked on (featuretools' stacking rules)."""
+
+_NANOSECONDS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -70,14 +113,17 @@ class Link:
 class Feature:
     """One DFS feature of table ``table``: a chain of direct / aggregation steps on a column.
 
-    ``value`` is what it holds: "numeric", "categorical", "boolean" or "index" (a primary
-    key: 1 where the row exists; only ``COUNT`` uses it). ``category`` names the
-    ``(table, column)`` whose categories a categorical feature takes.
+    ``value`` is what it holds: "numeric", "categorical", "boolean", "index" (a primary
+    key: 1 where the row exists; only ``COUNT`` uses it) or "time" (the table's time
+    column; only ``TIME_SINCE_*`` use it). ``category`` names the ``(table, column)`` whose
+    categories a categorical feature takes. ``window`` (time-key units) limits an
+    aggregation to the rows in ``(cutoff - window, cutoff]``; kind "age" is the target
+    row's ``TIME_SINCE`` of its own time column.
     """
 
     table: str
     name: str
-    kind: str  # "identity" | "direct" | "aggregation"
+    kind: str  # "identity" | "direct" | "aggregation" | "age"
     value: str
     depth: int
     column: str | None = None
@@ -87,6 +133,19 @@ class Feature:
     primitive: str | None = None
     category: tuple[str, str] | None = None
     root_primitive: str | None = field(default=None, repr=False)
+    window: int | None = None
+
+    @property
+    def measures_time(self) -> bool:
+        """Whether it (or a feature it is built on) is measured from the cutoff: an age, a
+        window or a ``TIME_SINCE_*``; such features are missing without a cutoff."""
+        feature: Feature | None = self
+        while feature is not None:
+            if (feature.kind == "age" or feature.window is not None
+                    or feature.primitive in TIME_AWARE_PRIMITIVES):
+                return True
+            feature = feature.base
+        return False
 
     @property
     def returnable(self) -> bool:
@@ -109,7 +168,7 @@ class _Synthesis:
 
     def __init__(self, db: Database, primitives: Sequence[str]) -> None:
         self.db = db
-        self.primitives = sorted(set(primitives))
+        self.primitives = sorted(set(primitives) & set(AGGREGATION_PRIMITIVES))
         self.links = links_of(db)
         self.forward: dict[str, list[Link]] = {t: [] for t in db.tables}
         self.backward: dict[str, list[Link]] = {t: [] for t in db.tables}
@@ -174,6 +233,8 @@ class _Synthesis:
         for column in info.df.columns:
             if column == info.primary_key:
                 value = "index"
+            elif column == info.time_column:
+                value = "time"  # never returned; TIME_SINCE_* aggregate it
             else:
                 kind = info.column_kinds.get(column)
                 if kind not in ("numeric", "categorical", "boolean"):
@@ -201,11 +262,12 @@ class _Synthesis:
         else:
             path_name = ".".join(link.child_name for link in path)
         for primitive in self.primitives:
-            wanted = ("index" if primitive == "count" else
-                      "categorical" if primitive == "mode" else "numeric")
+            wanted = _INPUT[primitive]
             for base in candidates:
                 if base.value != wanted or base.root_primitive in _NO_STACK_ON[primitive]:
                     continue
+                if wanted == "time" and base.kind != "identity":
+                    continue  # only a table's own time column (featuretools: time_index)
                 if primitive == "count":
                     name = f"COUNT({path_name})"
                 else:
@@ -258,10 +320,74 @@ def check_primitives(primitives: Sequence[str]) -> tuple[str, ...]:
     names = tuple(str(p).lower() for p in primitives)
     unknown = [p for p in names if p not in PRIMITIVES]
     if unknown:
-        raise ValueError(
-            f"unknown aggregation primitives {unknown}; supported: {list(PRIMITIVES)}."
-        )
+        raise ValueError(f"unknown primitives {unknown}; supported: {list(PRIMITIVES)}.")
     return names
+
+
+def window_keys(db: Database, windows: Sequence[object]) -> tuple[tuple[str, int], ...]:
+    """Recent windows as ``(label, length in time-key units)``, e.g. ``("30 days", 30 days
+    in nanoseconds)``.
+
+    Windows need datetime times: a database with numeric times (years, say) or none gets no
+    windowed features. Each window is anything ``pd.Timedelta`` reads ("30 days", "12h",
+    ``pd.Timedelta(days=7)``) and must be positive.
+
+    Raises:
+        ValueError: a window that is not a positive duration.
+    """
+    parsed = []
+    for window in windows:
+        try:
+            length = pd.Timedelta(window)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"window {window!r} is not a duration ({error}); pass e.g. '30 days' or "
+                "pd.Timedelta(days=30)."
+            ) from error
+        if pd.isna(length) or length <= pd.Timedelta(0):
+            raise ValueError(f"window {window!r} must be a positive duration, e.g. '30 days'.")
+        days = length / pd.Timedelta(days=1)
+        label = f"{days:g} days" if days != 1 else "1 day"
+        if length.value % _NANOSECONDS_PER_DAY:
+            label = str(length)
+        parsed.append((label, int(length.value)))
+    if db.time_kind != "datetime":
+        return ()
+    return tuple(dict(parsed).items())
+
+
+def _age_feature(db: Database, table: str) -> list[Feature]:
+    info = db[table]
+    if info.time_column is None:
+        return []
+    name = f"TIME_SINCE({info.time_column})"
+    return [Feature(table=table, name=name, kind="age", value="numeric", depth=1,
+                    column=str(info.time_column))]
+
+
+def _window_features(synthesis: _Synthesis, table: str, primitives: Sequence[str],
+                     windows: tuple[tuple[str, int], ...]) -> list[Feature]:
+    """COUNT/SUM of the table's direct timed children over each recent window."""
+    out = []
+    wanted = [p for p in WINDOW_PRIMITIVES if p in primitives]
+    for label, length in windows:
+        for link in synthesis.backward[table]:
+            if synthesis.db[link.child].time_column is None:
+                continue
+            bases = [f for f in synthesis.features.get(link.child, {}).values()
+                     if f.kind == "identity"]
+            for primitive in wanted:
+                for base in bases:
+                    if base.value != _INPUT[primitive]:
+                        continue
+                    inner = link.child_name if primitive == "count" else (
+                        f"{link.child_name}.{base.name}")
+                    out.append(Feature(
+                        table=table, name=f"{primitive.upper()}({inner}, last {label})",
+                        kind="aggregation", value="numeric", depth=1, base=base, path=(link,),
+                        primitive=primitive, root_primitive=primitive, window=length,
+                    ))
+    return out
 
 
 def build_features(
@@ -269,6 +395,7 @@ def build_features(
     target_table: str,
     max_depth: int = 2,
     primitives: Sequence[str] = ("mean", "sum", "max", "min", "count", "mode"),
+    windows: Sequence[object] = (),
 ) -> list[Feature]:
     """The DFS features of ``target_table``, in featuretools' order (by depth, then creation).
 
@@ -277,18 +404,27 @@ def build_features(
         target_table: the table whose rows get features.
         max_depth: maximum stacking depth (>= 0); 0 = the table's own columns. As in
             featuretools, a one-table database is capped at depth 1.
-        primitives: aggregation primitives, a subset of :data:`PRIMITIVES`.
+        primitives: a subset of :data:`PRIMITIVES`.
+        windows: recent windows (e.g. ``("30 days",)``) for :data:`WINDOW_PRIMITIVES` over
+            the target's direct timed children (needs ``max_depth >= 1`` and datetime times).
     Returns:
-        the output features (numeric, categorical, boolean), keys excluded.
+        the output features (numeric, categorical, boolean), keys excluded: featuretools'
+        features (by depth), then the entity's age, then the windowed aggregations.
     """
     if target_table not in db.tables:
         raise ValueError(f"target_table {target_table!r} is not a table; tables: {list(db)}.")
     if not isinstance(max_depth, int) or isinstance(max_depth, bool) or max_depth < 0:
         raise ValueError(f"max_depth must be an int >= 0, got {max_depth!r}.")
     primitives = check_primitives(primitives)
+    parsed_windows = window_keys(db, windows)
     if len(db.tables) == 1:
         max_depth = min(max_depth, 1)
     synthesis = _Synthesis(db, primitives)
     synthesis.run(target_table, max_depth)
     features = [f for f in synthesis.features[target_table].values() if f.returnable]
-    return sorted(features, key=lambda f: f.depth)
+    features = sorted(features, key=lambda f: f.depth)
+    if "time_since" in primitives and max_depth >= 1:  # a transform: depth 1, as in featuretools
+        features += _age_feature(db, target_table)
+    if max_depth >= 1:
+        features += _window_features(synthesis, target_table, primitives, parsed_windows)
+    return features

@@ -16,8 +16,12 @@ foreign key:
   offsets[i+1])`` of the child request set.
 
 Aggregations are then reductions over those slices: ``np.add.reduceat`` (sum, mean),
-counts of non-missing values, ``np.fmax/fmin.reduceat`` (max/min, NaN skipped) and mode by
-counting (segment, code) pairs, ties to the smallest category. Request sets, their offsets
+counts of non-missing values, ``np.fmax/fmin.reduceat`` (max/min, NaN skipped), mode by
+counting (segment, code) pairs (ties to the smallest category), distinct (segment, code)
+pairs (num_unique), true values over rows (percent_true) and the latest / earliest visible
+time key (time_since_last / time_since_first, in integer time keys, then
+:func:`rdbpfn.table.time_differences`). A recent window is a backward hop whose slice also
+starts after ``cutoff - window`` (one more ``np.searchsorted``). Request sets, their offsets
 and every intermediate feature are memoised, so shared sub-chains run once. No Python loop
 runs over rows, requests or cutoffs; the loops are over features and schema edges.
 
@@ -37,6 +41,7 @@ import pandas as pd
 
 from rdbpfn.database import Database
 from rdbpfn.dfs.synthesis import Feature, Link, links_of
+from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences
 
 __all__ = ["evaluate_features"]
 
@@ -91,7 +96,7 @@ class _Compiled:
         """A column with one extra trailing "missing" entry, so that row -1 reads missing.
 
         numeric/boolean: float64 (n+1,) NaN-terminated; index: ones; categorical: int64
-        codes terminated by -1.
+        codes terminated by -1; time: int64 time keys terminated by ``MISSING_TIME``.
         """
         key = (table, column, value)
         if key not in self._columns:
@@ -101,6 +106,8 @@ class _Compiled:
                 array = np.append(codes, np.int64(-1))
             elif value == "index":
                 array = np.append(np.ones(len(info)), np.nan)
+            elif value == "time":
+                array = np.append(info.time_keys(table), np.int64(MISSING_TIME))
             else:
                 array = np.append(info.numeric_values(column), np.nan)
             self._columns[key] = array
@@ -180,6 +187,42 @@ def _segment_mode(codes: np.ndarray, offsets: np.ndarray, n_categories: int) -> 
     return out
 
 
+def _segment_num_unique(codes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Distinct non-missing codes per segment (float64); 0 when all are missing, NaN when
+    the segment is empty (featuretools)."""
+    n = len(offsets) - 1
+    segment = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    present = codes >= 0
+    width = int(codes.max(initial=0)) + 1
+    pairs = np.unique(segment[present] * width + codes[present])
+    counts = np.bincount(pairs // width, minlength=n).astype(np.float64)
+    counts[offsets[1:] == offsets[:-1]] = np.nan
+    return counts
+
+
+def _segment_percent_true(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Share of true values per segment, missing counted as false; empty -> NaN."""
+    true = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values == 1.0, out=true[1:])
+    sizes = np.diff(offsets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (true[offsets[1:]] - true[offsets[:-1]]) / sizes
+    return np.where(sizes > 0, share, np.nan)
+
+
+def _segment_time_extreme(keys: np.ndarray, offsets: np.ndarray, latest: bool) -> np.ndarray:
+    """Latest (or earliest) int64 time key per segment; ``MISSING_TIME`` when empty."""
+    n = len(offsets) - 1
+    if len(keys) == 0:
+        return np.full(n, MISSING_TIME, dtype=np.int64)
+    if latest:
+        out = np.maximum.reduceat(np.append(keys, np.int64(0)), offsets[:-1])
+    else:
+        out = np.minimum.reduceat(np.append(keys, np.int64(MISSING_TIME)), offsets[:-1])
+    out[offsets[1:] == offsets[:-1]] = MISSING_TIME
+    return out
+
+
 class _Evaluator:
     """Evaluates features on memoised request sets reached from the target's requests."""
 
@@ -222,8 +265,10 @@ class _Evaluator:
         self.inverse[new] = inverse.reshape(-1)
         return new
 
-    def _backward(self, key: _Key, link: Link) -> _Key:
-        new = (*key, ("b", link.index))
+    def _backward(self, key: _Key, link: Link, window: int | None = None) -> _Key:
+        """The children of every request visible at its cutoff (and, with ``window``, after
+        ``cutoff - window``)."""
+        new = (*key, ("b", link.index) if window is None else ("w", link.index, window))
         if new in self.nodes:
             return new
         node = self.nodes[key]
@@ -238,7 +283,12 @@ class _Evaluator:
                 self._cutoff_rank[link.index] = np.searchsorted(
                     index.times, self.cutoff_keys, side=self.side)
             rank = self._cutoff_rank[link.index][node.cutoff]
-            end = np.searchsorted(index.composite, rows * (len(index.times) + 1) + rank)
+            segment = rows * (len(index.times) + 1)
+            end = np.searchsorted(index.composite, segment + rank)
+            if window is not None:
+                after = np.searchsorted(index.times, self.cutoff_keys[node.cutoff] - window,
+                                        side="right")
+                start = np.minimum(np.searchsorted(index.composite, segment + after), end)
         counts = np.where(present, end - start, 0)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -259,6 +309,9 @@ class _Evaluator:
             assert feature.column is not None
             column = self.compiled.column(feature.table, feature.column, feature.value)
             out = column[node.rows]
+        elif feature.kind == "age":
+            born = self.compiled.column(feature.table, str(feature.column), "time")[node.rows]
+            out = time_differences(self.cutoff_keys[node.cutoff], born, self.db.time_kind)
         elif feature.kind == "direct":
             assert feature.link is not None and feature.base is not None
             parent_key = self._forward(key, feature.link)
@@ -268,16 +321,19 @@ class _Evaluator:
             child_key = key
             offsets = None
             for link in feature.path:
-                child_key = self._backward(child_key, link)
+                child_key = self._backward(child_key, link, feature.window)
                 step = self.offsets[child_key]
                 offsets = step if offsets is None else step[offsets]
             assert offsets is not None
             values = self.evaluate(feature.base, child_key)
-            out = self._reduce(feature, values, offsets)
+            out = self._reduce(feature, values, offsets, self.cutoff_keys[node.cutoff])
+            if feature.window is not None:  # no cutoff, no window before it
+                out = np.where(self.cutoff_keys[node.cutoff] == LATEST_CUTOFF, np.nan, out)
         self.values[memo] = out
         return out
 
-    def _reduce(self, feature: Feature, values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    def _reduce(self, feature: Feature, values: np.ndarray, offsets: np.ndarray,
+                cutoffs: np.ndarray) -> np.ndarray:
         primitive = feature.primitive
         if primitive == "count":
             return _segment_count(values, offsets)
@@ -296,6 +352,13 @@ class _Evaluator:
             table, column = feature.category
             n_categories = len(self.db[table].categorical_codes(column)[1])
             return _segment_mode(values, offsets, n_categories)
+        if primitive == "num_unique":
+            return _segment_num_unique(values, offsets)
+        if primitive == "percent_true":
+            return _segment_percent_true(values, offsets)
+        if primitive in ("time_since_last", "time_since_first"):
+            seen = _segment_time_extreme(values, offsets, latest=primitive == "time_since_last")
+            return time_differences(cutoffs, seen, self.db.time_kind)
         raise ValueError(f"unknown primitive {primitive!r}")
 
 
@@ -324,9 +387,12 @@ def evaluate_features(
     cutoff = cutoff.reshape(-1).astype(np.int64)
     evaluator = _Evaluator(db, _Requests(target_table, np.asarray(rows, np.int64), cutoff),
                            unique_keys, include_cutoff_time)
+    no_cutoff = unique_keys[cutoff] == LATEST_CUTOFF
     columns: dict[str, object] = {}
     for feature in features:
         values = evaluator.evaluate(feature)
+        if feature.measures_time and no_cutoff.any():  # no "now" to measure from
+            values = np.where(no_cutoff, np.nan, values)
         if feature.value == "categorical":
             assert feature.category is not None
             categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]

@@ -9,6 +9,7 @@ import pytest
 from rdbpfn.database import Database
 from rdbpfn.dfs import feature_names, fit_budget, linearize, select_features
 from rdbpfn.dfs.budget import BUDGET_LADDER
+from rdbpfn.dfs.linearize import PAPER_PRIMITIVES
 from rdbpfn.table import Table
 
 DAY0 = pd.Timestamp("2022-01-01")
@@ -52,7 +53,8 @@ DEPTH_ONE_CUSTOMER_FEATURES = [
 
 
 def test_depth_one_names_keys_and_time_dropped() -> None:
-    assert feature_names(shop(), "customers", max_depth=1) == DEPTH_ONE_CUSTOMER_FEATURES
+    assert feature_names(shop(), "customers", max_depth=1,
+                         primitives=PAPER_PRIMITIVES, windows=()) == DEPTH_ONE_CUSTOMER_FEATURES
     names = feature_names(shop(), "orders", max_depth=2)
     assert names[:2] == ["amount", "channel"]
     assert "customers.COUNT(orders)" in names and "customers.age" in names
@@ -149,6 +151,35 @@ def test_missing_times_are_never_visible() -> None:
     assert frame.loc[0, "COUNT(orders)"] == 2 and frame.loc[0, "SUM(orders.amount)"] == 5
 
 
+def test_time_aware_vocabulary_by_hand() -> None:
+    """Recency, tenure, distinct categories and recent windows on the hand-checked shop."""
+    frame = linearize(shop(), "customers", [1, 2, 3, 1], [day(2), day(2), day(4), day(40)],
+                      max_depth=1)
+    seconds = 86_400.0
+    expected = {
+        # customer 1 at day 2 sees orders 10 (day 1, web) and 11 (day 2, app); customer 3
+        # joins on day 5, so at day 4 it is absent
+        "NUM_UNIQUE(orders.channel)": [2.0, 1.0, np.nan, 2.0],
+        "TIME_SINCE_LAST(orders.at)": [0.0, 0.0, np.nan, 37 * seconds],
+        "TIME_SINCE_FIRST(orders.at)": [seconds, 0.0, np.nan, 39 * seconds],
+        "TIME_SINCE(joined)": [2 * seconds, 2 * seconds, np.nan, 40 * seconds],
+        "COUNT(orders, last 7 days)": [2.0, 1.0, 0.0, 0.0],
+        "SUM(orders.amount, last 7 days)": [3.0, 0.0, 0.0, 0.0],
+        "COUNT(orders, last 90 days)": [2.0, 1.0, 0.0, 3.0],
+        "SUM(orders.amount, last 90 days)": [3.0, 0.0, 0.0, 7.0],
+    }
+    for name, values in expected.items():
+        np.testing.assert_array_equal(frame[name].to_numpy(), values, err_msg=name)
+    # windows are (cutoff - window, cutoff]: an order exactly 7 days before is out
+    at_day8 = linearize(shop(), "customers", [1], day(8), max_depth=1)
+    assert at_day8["COUNT(orders, last 7 days)"].tolist() == [2.0]  # days 2 and 3, not 1
+    # without a cutoff there is no "now": everything measured from it is missing
+    static = linearize(shop(), "customers", [1], None, max_depth=1)
+    measured = [c for c in static.columns if "TIME_SINCE" in c or "last " in c]
+    assert len(measured) == 11 and static[measured].isna().all().all()
+    assert static["NUM_UNIQUE(orders.channel)"].tolist() == [2.0]
+
+
 def test_numeric_time_database() -> None:
     customers = pd.DataFrame({"id": [1], "since": [2000]})
     seasons = pd.DataFrame({"id": [1, 2, 3], "customer_id": [1, 1, 1], "year": [2001, 2002, 2003],
@@ -157,7 +188,12 @@ def test_numeric_time_database() -> None:
                    "seasons": Table(seasons, "id", {"customer_id": "customers"}, "year")})
     frame = linearize(db, "customers", [1, 1], [2002, 2002.5], max_depth=1)
     assert frame["SUM(seasons.runs)"].tolist() == [11.0, 11.0]
-    assert "year" not in " ".join(frame.columns)
+    # times are years: recency and age in years, no windows (they need datetimes)
+    assert frame["TIME_SINCE_LAST(seasons.year)"].tolist() == [0.0, 0.5]
+    assert frame["TIME_SINCE_FIRST(seasons.year)"].tolist() == [1.0, 1.5]
+    assert frame["TIME_SINCE(since)"].tolist() == [2.0, 2.5]
+    assert not [c for c in frame.columns if "last " in c]
+    assert "year" not in " ".join(c for c in frame.columns if "TIME_SINCE" not in c)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -167,7 +203,9 @@ def test_numeric_time_database() -> None:
     ({"cutoff_times": [day(1), pd.NaT]}, r"cutoff_times has missing values \(first at "
                                          r"position 1\)"),
     ({"engine": "spark"}, r"engine must be one of \('auto', 'vectorized', 'featuretools'\)"),
-    ({"primitives": ("mean", "std")}, r"unknown aggregation primitives \['std'\]"),
+    ({"primitives": ("mean", "std")}, r"unknown primitives \['std'\]"),
+    ({"windows": ("30 days", "-2 days")}, r"window '-2 days' must be a positive duration"),
+    ({"windows": ("soon",)}, r"window 'soon' is not a duration"),
     ({"features": ["age", "AGE"]}, r"features \['AGE'\] are not DFS features"),
     ({"max_depth": -1}, r"max_depth must be an int >= 0, got -1"),
     ({"target_table": "shops"}, r"target_table 'shops' is not a table"),
@@ -216,11 +254,12 @@ def test_fit_budget_follows_the_ladder() -> None:
     db = shop()
     full = len(feature_names(db, "customers", 2))
     assert fit_budget(db, "customers", full) == BUDGET_LADDER[0]
-    depth, primitives = fit_budget(db, "customers", full - 1)
-    assert (depth, primitives) != BUDGET_LADDER[0]
-    assert len(feature_names(db, "customers", depth, primitives)) <= full - 1
-    assert fit_budget(db, "customers", 1) == (0, ())
-    assert fit_budget(db, "customers", 100, max_depth=1, primitives=("mean",)) == (1, ("mean",))
+    depth, primitives, windows = fit_budget(db, "customers", full - 1)
+    assert (depth, primitives, windows) != BUDGET_LADDER[0]
+    assert len(feature_names(db, "customers", depth, primitives, windows)) <= full - 1
+    assert fit_budget(db, "customers", 1) == (0, (), ())
+    assert fit_budget(db, "customers", 100, max_depth=1, primitives=("mean",)) == (
+        1, ("mean",), ())
 
 
 def test_select_features_rule() -> None:
@@ -282,3 +321,18 @@ def test_mode_sparse_path_equals_dense_path(monkeypatch: pytest.MonkeyPatch) -> 
         segment = segment[segment >= 0]
         expected = np.bincount(segment, minlength=6).argmax() if len(segment) else -1
         assert dense[i] == expected
+
+
+def test_identifiers_that_are_not_keys_are_counted_not_averaged() -> None:
+    db = shop()
+    orders = db["orders"].df.assign(product_id=[7, 7, 8, 9, 7], yearID=2022)
+    db = Database({
+        "customers": db["customers"],
+        "orders": Table(orders, "id", {"customer_id": "customers"}, "at"),
+    })
+    names = feature_names(db, "customers", max_depth=1)
+    assert "NUM_UNIQUE(orders.product_id)" in names and "MODE(orders.product_id)" in names
+    assert not [n for n in names if "product_id" in n and n.startswith(("MEAN", "SUM", "MAX"))]
+    assert "MEAN(orders.yearID)" in names  # a year numbers a time: it stays numeric
+    frame = linearize(db, "customers", [1], day(3), max_depth=1)
+    assert frame["NUM_UNIQUE(orders.product_id)"].tolist() == [2.0]  # 7, 7, 8

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from rdbpfn.database import Database
-from rdbpfn.dfs import linearize
+from rdbpfn.dfs import DEFAULT_PRIMITIVES, linearize
 from rdbpfn.dfs.featuretools_engine import differences
+from rdbpfn.dfs.synthesis import TIME_AWARE_PRIMITIVES
 from rdbpfn.table import Table
 
 logging.getLogger("featuretools").setLevel(logging.ERROR)
@@ -137,9 +138,13 @@ def test_differences_detects_each_kind_of_mismatch() -> None:
 
 def _check(db: Database, target: str, ids: np.ndarray, cutoffs, depth: int = 2,
            include_cutoff_time: bool = True) -> pd.DataFrame:
-    ours = linearize(db, target, ids, cutoffs, depth, engine="vectorized",
+    """Both engines on the default vocabulary (featuretools measures time only between
+    datetimes: numeric-time databases leave out the time-since primitives)."""
+    primitives = DEFAULT_PRIMITIVES if db.time_kind != "numeric" else tuple(
+        p for p in DEFAULT_PRIMITIVES if p not in TIME_AWARE_PRIMITIVES)
+    ours = linearize(db, target, ids, cutoffs, depth, primitives, engine="vectorized",
                      include_cutoff_time=include_cutoff_time)
-    reference = linearize(db, target, ids, cutoffs, depth, engine="featuretools",
+    reference = linearize(db, target, ids, cutoffs, depth, primitives, engine="featuretools",
                           include_cutoff_time=include_cutoff_time)
     assert_same_frames(ours, reference)
     return ours
@@ -180,9 +185,10 @@ def test_equal_to_featuretools_single_table() -> None:
     single = Database({"client": db["client"]})
     ids, cutoffs = random_requests(single, "client", seed=8)
     columns = list(_check(single, "client", ids, cutoffs).columns)
-    # featuretools caps a one-table database at depth 1: only the table's own columns
+    # featuretools caps a one-table database at depth 1: the table's own columns and its age
     assert columns == [c for c, kind in single["client"].column_kinds.items()
-                       if kind in ("numeric", "categorical", "boolean")]
+                       if kind in ("numeric", "categorical", "boolean")] + [
+        f"TIME_SINCE({single['client'].time_column})"]
 
 
 def test_equal_to_featuretools_depth_one_and_primitive_subset() -> None:
