@@ -13,7 +13,10 @@ sees exactly what rdbpfn's DFS sees:
   passed as they are (numeric times cannot be: featuretools measures only datetimes);
 - the entity's age is featuretools' ``time_since`` transform of the target's time index,
   and each recent window is one more ``ft.dfs`` with that ``training_window`` (its
-  ``COUNT`` / ``SUM`` renamed ``COUNT(orders, last 30 days)``);
+  ``COUNT`` / ``SUM`` renamed ``COUNT(orders, last 30 days)``) on an EntitySet whose target
+  has no time index: featuretools would otherwise drop a target row created before the
+  window (or, with last-time indexes, count children by their latest grandchild). A target
+  row created after its cutoff gets the absent row's 0, as in the main run;
 - features built on key columns (``user_id``, ``orders.user_id``) are dropped afterwards;
 - values are converted as the vectorized engine returns them: numeric and boolean features
   as float64, categorical ones as ``pd.Categorical`` over the source column's categories.
@@ -29,7 +32,7 @@ import pandas as pd
 
 from rdbpfn.database import Database
 from rdbpfn.dfs.synthesis import AGGREGATION_PRIMITIVES, TIME_AWARE_PRIMITIVES, Feature
-from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME
+from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, Table
 
 __all__ = ["differences", "linearize_featuretools"]
 
@@ -132,12 +135,16 @@ def linearize_featuretools(
     else:
         wanted = pd.Index(pairs["instance_id"])
 
+    untimed_target = Database(
+        {name: table if name != target_table else Table(
+            table.df, table.primary_key, table.foreign_keys, time_column=None)
+         for name, table in db.tables.items()}, validate=False)
+
     def run(agg: list[str], trans: list[str], depth: int, window: int | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            entityset = db.to_entityset(encode_keys=True, time_map=to_time)
-            if window is not None:
-                entityset.add_last_time_indexes()
+            source = db if window is None else untimed_target
+            entityset = source.to_entityset(encode_keys=True, time_map=to_time)
             matrix, found = ft.dfs(
                 entityset=entityset,
                 target_dataframe_name=target_table,
@@ -162,13 +169,18 @@ def linearize_featuretools(
         matrix, found = run([], ["time_since"], 1)
         for age in ages:
             out[age.name] = _as_float(matrix[age.name])
+    target = db[target_table]
+    absent = np.zeros(len(rows), dtype=bool)
+    if target.time_column is not None:
+        born = target.time_keys(target_table)[rows]
+        absent = born > cutoff_keys if include_cutoff_time else born >= cutoff_keys
     for window in windows:
         matrix, found = run([p for p in aggregations if p in ("count", "sum")], [], 1, window)
         for feature in features:
             if feature.window != window:
                 continue
             plain = feature.name.rsplit(", last ", 1)[0] + ")"
-            out[feature.name] = _as_float(matrix[plain])
+            out[feature.name] = np.where(absent, 0.0, _as_float(matrix[plain]))
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
     no_cutoff = cutoff_keys == LATEST_CUTOFF
     if timed and no_cutoff.any():  # no "now" to measure from: missing, as in our engine

@@ -11,7 +11,7 @@ import pandas as pd
 from rdbpfn.database import Database
 from rdbpfn.dfs.featuretools_engine import linearize_featuretools
 from rdbpfn.dfs.synthesis import build_features, check_primitives
-from rdbpfn.dfs.vectorized import evaluate_features
+from rdbpfn.dfs.vectorized import DEFAULT_MAX_MEMORY_MB, evaluate_features
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_keys
 
 __all__ = ["DEFAULT_PRIMITIVES", "DEFAULT_WINDOWS", "ENGINES", "PAPER_PRIMITIVES", "linearize"]
@@ -87,6 +87,7 @@ def linearize(
     windows: Sequence[Any] = DEFAULT_WINDOWS,
     include_cutoff_time: bool = True,
     features: Sequence[str] | None = None,
+    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
 ) -> pd.DataFrame:
     """Deep Feature Synthesis: one feature row per requested (entity, cutoff), in order.
 
@@ -133,6 +134,9 @@ def linearize(
         include_cutoff_time: see Cutoffs above.
         features: compute only these feature names (e.g. a selection made with
             :func:`rdbpfn.dfs.select_features`), in this order.
+        max_memory_mb: what the vectorized engine may hold at once; the requests are
+            computed in pieces that fit (the values do not depend on it). ``None``: one
+            piece.
     Returns:
         DataFrame (n, p) with a RangeIndex: float64 columns for numeric and boolean
         features, ``pd.Categorical`` columns for categorical ones. The columns depend only
@@ -169,4 +173,5 @@ def linearize(
             frame = linearize_featuretools(db, target_table, rows, cutoff_keys, max_depth,
                                            primitives, chosen, include_cutoff_time)
         return frame[[f.name for f in chosen]]
-    return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time)
+    return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time,
+                             max_memory_mb)

@@ -25,6 +25,14 @@ starts after ``cutoff - window`` (one more ``np.searchsorted``). Request sets, t
 and every intermediate feature are memoised, so shared sub-chains run once. No Python loop
 runs over rows, requests or cutoffs; the loops are over features and schema edges.
 
+Memory: a backward hop materialises every request's visible children, so memory grows with
+requests x children per parent. The requests are therefore processed in *pieces* whose
+materialised rows stay within ``max_memory_mb`` (:data:`BYTES_PER_HELD_ROW` per row): the
+size of a hop is known before it is allocated (one ``np.searchsorted``), and a piece that
+would exceed the budget is halved and retried; after a piece whose footprint stayed well
+below the budget, the next one doubles. Everything a piece memoised is freed with it. One
+request whose own children exceed the budget still runs (it cannot be split).
+
 Missing values follow featuretools: absent rows (invisible or null foreign keys) give NaN,
 ``COUNT`` and ``SUM`` over nothing give 0, and these defaults travel through direct
 features.
@@ -43,7 +51,15 @@ from rdbpfn.database import Database
 from rdbpfn.dfs.synthesis import Feature, Link, links_of
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences
 
-__all__ = ["evaluate_features"]
+__all__ = ["BYTES_PER_HELD_ROW", "DEFAULT_MAX_MEMORY_MB", "evaluate_features"]
+
+DEFAULT_MAX_MEMORY_MB = 512.0
+"""Default budget of the rows one piece of requests may materialise (``max_memory_mb``)."""
+
+BYTES_PER_HELD_ROW = 64
+"""What one materialised request row costs at the peak of a hop or a reduction: its row and
+cutoff (16 bytes), a forward hop's inverse or a memoised value (8 each) and the int64/float64
+temporaries of ``np.repeat`` / ``reduceat`` (measured: 48-64 bytes)."""
 
 MODE_DENSE_LIMIT = 4_000_000
 """Largest (segments x categories) table that ``mode`` counts densely with ``np.bincount``;
@@ -223,12 +239,18 @@ def _segment_time_extreme(keys: np.ndarray, offsets: np.ndarray, latest: bool) -
     return out
 
 
+class _PieceTooLarge(Exception):
+    """The current piece of requests would materialise more rows than the budget allows."""
+
+
 class _Evaluator:
     """Evaluates features on memoised request sets reached from the target's requests."""
 
     def __init__(self, db: Database, root: _Requests, cutoff_keys: np.ndarray,
-                 include_cutoff_time: bool) -> None:
+                 include_cutoff_time: bool, budget_rows: int | None = None) -> None:
         self.db = db
+        self.budget_rows = budget_rows  # None: unbounded (a piece of one request)
+        self.held_rows = 0
         self.compiled = compiled(db)
         self.cutoff_keys = cutoff_keys  # (c,) sorted unique int64
         self.side = "right" if include_cutoff_time else "left"
@@ -261,9 +283,16 @@ class _Evaluator:
         parents = self._visible(link.parent, parents, node.cutoff)
         width = len(self.cutoff_keys)
         merged, inverse = np.unique((parents + 1) * width + node.cutoff, return_inverse=True)
+        self._hold(2 * len(merged) + len(inverse))
         self.nodes[new] = _Requests(link.parent, merged // width - 1, merged % width)
         self.inverse[new] = inverse.reshape(-1)
         return new
+
+    def _hold(self, rows: int) -> None:
+        """Account for ``rows`` more materialised rows; over the budget -> split the piece."""
+        self.held_rows += rows
+        if self.budget_rows is not None and self.held_rows > self.budget_rows:
+            raise _PieceTooLarge
 
     def _backward(self, key: _Key, link: Link, window: int | None = None) -> _Key:
         """The children of every request visible at its cutoff (and, with ``window``, after
@@ -292,6 +321,7 @@ class _Evaluator:
         counts = np.where(present, end - start, 0)
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
+        self._hold(2 * int(offsets[-1]))  # before allocating: rows and cutoffs
         positions = np.arange(offsets[-1]) - np.repeat(offsets[:-1] - start, counts)
         self.nodes[new] = _Requests(link.child, index.order[positions],
                                     np.repeat(node.cutoff, counts))
@@ -329,6 +359,7 @@ class _Evaluator:
             out = self._reduce(feature, values, offsets, self.cutoff_keys[node.cutoff])
             if feature.window is not None:  # no cutoff, no window before it
                 out = np.where(self.cutoff_keys[node.cutoff] == LATEST_CUTOFF, np.nan, out)
+        self._hold(len(out))
         self.values[memo] = out
         return out
 
@@ -369,6 +400,7 @@ def evaluate_features(
     rows: np.ndarray,
     cutoff_keys: np.ndarray,
     include_cutoff_time: bool = True,
+    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
 ) -> pd.DataFrame:
     """Compute ``features`` of ``target_table`` for each (row, cutoff) request.
 
@@ -379,24 +411,61 @@ def evaluate_features(
         rows: (n,) int64 row numbers (-1 = unknown entity: all features missing/default).
         cutoff_keys: (n,) int64 time keys (``LATEST_CUTOFF`` = no cutoff).
         include_cutoff_time: rows stamped exactly at the cutoff are visible.
+        max_memory_mb: budget of one piece of requests (see the module docstring); None
+            computes all requests in one piece.
     Returns:
         DataFrame (n, len(features)): float64 columns, ``pd.Categorical`` for categorical
         features.
     """
-    unique_keys, cutoff = np.unique(np.asarray(cutoff_keys, dtype=np.int64), return_inverse=True)
-    cutoff = cutoff.reshape(-1).astype(np.int64)
-    evaluator = _Evaluator(db, _Requests(target_table, np.asarray(rows, np.int64), cutoff),
-                           unique_keys, include_cutoff_time)
-    no_cutoff = unique_keys[cutoff] == LATEST_CUTOFF
+    rows = np.asarray(rows, dtype=np.int64)
+    cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64)
+    if max_memory_mb is not None and not max_memory_mb > 0:
+        raise ValueError(f"max_memory_mb must be > 0 (or None), got {max_memory_mb!r}.")
+    budget = None if max_memory_mb is None else max(
+        1, int(max_memory_mb * 2**20 / BYTES_PER_HELD_ROW))
+    n = len(rows)
+    pieces: list[dict[str, np.ndarray]] = []
+    start, size = 0, max(n, 1)
+    while start < n or not pieces:
+        stop = min(n, start + size)
+        try:
+            values, held = _evaluate_piece(db, target_table, features, rows[start:stop],
+                                           cutoff_keys[start:stop], include_cutoff_time,
+                                           budget if stop - start > 1 else None)
+        except _PieceTooLarge:
+            size = max(1, (stop - start) // 2)
+            continue
+        pieces.append(values)
+        start = stop
+        if budget is not None and held < budget // 4:
+            size *= 2
     columns: dict[str, object] = {}
     for feature in features:
-        values = evaluator.evaluate(feature)
-        if feature.measures_time and no_cutoff.any():  # no "now" to measure from
-            values = np.where(no_cutoff, np.nan, values)
+        values = np.concatenate([piece[feature.name] for piece in pieces])
         if feature.value == "categorical":
             assert feature.category is not None
             categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
             columns[feature.name] = pd.Categorical.from_codes(values, categories=categories)
         else:
             columns[feature.name] = values
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+
+
+def _evaluate_piece(
+    db: Database, target_table: str, features: Sequence[Feature], rows: np.ndarray,
+    cutoff_keys: np.ndarray, include_cutoff_time: bool, budget_rows: int | None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Feature values of one piece of requests (codes for categorical features) and the
+    rows it held at its peak. Raises :class:`_PieceTooLarge` past ``budget_rows``."""
+    unique_keys, cutoff = np.unique(cutoff_keys, return_inverse=True)
+    cutoff = cutoff.reshape(-1).astype(np.int64)
+    evaluator = _Evaluator(db, _Requests(target_table, rows, cutoff), unique_keys,
+                           include_cutoff_time, budget_rows)
+    no_cutoff = unique_keys[cutoff] == LATEST_CUTOFF
+    out = {}
+    for feature in features:
+        values = evaluator.evaluate(feature)
+        if feature.measures_time and no_cutoff.any():  # no "now" to measure from
+            values = np.where(no_cutoff, np.nan, values)
+        out[feature.name] = values
+    return out, evaluator.held_rows

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rdbpfn.database import Database
-from rdbpfn.dfs import feature_names, fit_budget, linearize, select_features
+from rdbpfn.dfs import feature_names, fit_budget, linearize, select_features, vectorized
 from rdbpfn.dfs.budget import BUDGET_LADDER
 from rdbpfn.dfs.linearize import PAPER_PRIMITIVES
 from rdbpfn.table import Table
@@ -336,3 +336,30 @@ def test_identifiers_that_are_not_keys_are_counted_not_averaged() -> None:
     assert "MEAN(orders.yearID)" in names  # a year numbers a time: it stays numeric
     frame = linearize(db, "customers", [1], day(3), max_depth=1)
     assert frame["NUM_UNIQUE(orders.product_id)"].tolist() == [2.0]  # 7, 7, 8
+
+
+@pytest.mark.parametrize(("max_memory_mb", "pieces_at_least"), [(0.0005, 7), (1.0, 1)])
+def test_pieces_under_a_memory_budget_give_the_same_values(
+    monkeypatch: pytest.MonkeyPatch, max_memory_mb: float, pieces_at_least: int
+) -> None:
+    """A budget of a few rows forces one piece per request; values never depend on it."""
+    db = shop()
+    ids = [1, 2, 3, 1, 2, 1, 3]
+    cutoffs = [day(d) for d in (1, 2, 4, 3, 40, 40, 6)]
+    computed: list[int] = []
+    real = vectorized._evaluate_piece
+
+    def counted(*args, **kwargs):
+        result = real(*args, **kwargs)
+        computed.append(len(args[3]))  # requests in the piece that succeeded
+        return result
+
+    monkeypatch.setattr(vectorized, "_evaluate_piece", counted)
+    for target, keys in (("customers", ids), ("orders", [10, 11, 12, 13, 14, 10, 12])):
+        whole = linearize(db, target, keys, cutoffs, max_depth=2, max_memory_mb=None)
+        computed.clear()
+        pieces = linearize(db, target, keys, cutoffs, max_depth=2, max_memory_mb=max_memory_mb)
+        pd.testing.assert_frame_equal(pieces, whole)
+        assert sum(computed) == len(keys) and len(computed) >= pieces_at_least
+    with pytest.raises(ValueError, match="max_memory_mb must be > 0"):
+        linearize(db, "customers", ids, cutoffs, max_memory_mb=0)
