@@ -108,6 +108,29 @@ class _Compiled:
             self._link_index[link.index] = _LinkIndex(order, starts, times, composite)
         return self._link_index[link.index]
 
+    def linked_column(self, link: Link, column: str, value: str) -> np.ndarray:
+        """A child column in the link's (parent, time) order, with one trailing "missing"
+        entry so that every slice end is a valid index."""
+        key = (f"link{link.index}", column, value)
+        if key not in self._columns:
+            order = self.link_index(link).order
+            values = self.column(link.child, column, value)
+            self._columns[key] = np.append(values[order], values[-1:])
+        return self._columns[key]
+
+    def category_prefix(self, link: Link, column: str) -> np.ndarray:
+        """(categories, n_linked + 1) int32: row k, position i = children among the first
+        i (in the link's order) whose category code is k."""
+        key = (f"link{link.index}", column, "category_prefix")
+        if key not in self._columns:
+            codes = self.linked_column(link, column, "categorical")[:-1]
+            n_categories = len(self.db[link.child].categorical_codes(column)[1])
+            prefix = np.zeros((n_categories, len(codes) + 1), dtype=np.int32)
+            for code in range(n_categories):
+                np.cumsum(codes == code, out=prefix[code, 1:])
+            self._columns[key] = prefix
+        return self._columns[key]
+
     def column(self, table: str, column: str, value: str) -> np.ndarray:
         """A column with one extra trailing "missing" entry, so that row -1 reads missing.
 
@@ -239,6 +262,76 @@ def _segment_time_extreme(keys: np.ndarray, offsets: np.ndarray, latest: bool) -
     return out
 
 
+RANGED_PRIMITIVES = ("count", "sum", "mean", "max", "min", "percent_true", "time_since_first",
+                     "time_since_last", "mode", "num_unique")
+"""Aggregations of a table's own columns over its direct children that are computed on each
+request's slice of the time-sorted children in place (``reduceat`` over slice bounds, prefix
+counts, per-category prefix counts, the slice's first/last row), without materialising the
+children."""
+
+RANGED_MAX_CATEGORIES = 64
+"""``mode`` / ``num_unique`` use per-category prefix counts (categories x children int32)
+up to this many categories; beyond, they materialise the children."""
+
+
+def _range_reduce(primitive: str | None, values: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  cutoffs: np.ndarray, time_kind: str | None) -> np.ndarray:
+    """An aggregation of ``values[start[i]:end[i]]`` per request i (``values`` ends with one
+    padding entry, so ``end`` may equal the number of children)."""
+    empty = end <= start
+    if primitive in ("time_since_first", "time_since_last"):
+        picked = values[end - 1 if primitive == "time_since_last" else start]
+        seen = np.where(empty, MISSING_TIME, picked)
+        return time_differences(cutoffs, seen, time_kind)
+    if primitive in ("count", "mean", "percent_true"):
+        marks = ~np.isnan(values) if primitive != "percent_true" else values == 1.0
+        prefix = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(marks, out=prefix[1:])
+        counted = (prefix[end] - prefix[start]).astype(np.float64)
+        if primitive == "count":
+            return counted
+        if primitive == "percent_true":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(empty, np.nan, counted / (end - start))
+    # reduceat over interleaved bounds reduces values[start:end] in order for each request;
+    # by increasing start, the stretches between requests it also reduces (and we drop)
+    # never overlap, so the work is the visible rows plus at most one pass over values
+    by_start = np.argsort(start, kind="stable")
+    bounds = np.empty(2 * len(start), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = start[by_start], end[by_start]
+    bounds = np.minimum(bounds, len(values) - 1)
+    if len(bounds) == 0:
+        return np.zeros(0)
+
+    def reduce(ufunc: np.ufunc, array: np.ndarray) -> np.ndarray:
+        out = np.empty(len(start))
+        out[by_start] = ufunc.reduceat(array, bounds)[0::2]
+        return out
+
+    if primitive in ("sum", "mean"):
+        sums = np.where(empty, 0.0, reduce(np.add, np.nan_to_num(values, nan=0.0)))
+        if primitive == "sum":
+            return sums
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counted > 0, sums / counted, np.nan)
+    extremes = reduce(np.fmax if primitive == "max" else np.fmin, values)
+    return np.where(empty, np.nan, extremes)
+
+
+def _range_categories(primitive: str | None, prefix: np.ndarray, start: np.ndarray,
+                      end: np.ndarray) -> np.ndarray:
+    """``mode`` (int64 code, -1 if none; ties to the smallest code) or ``num_unique`` (NaN for
+    an empty slice) of each request's slice, from per-category prefix counts."""
+    counts = (prefix[:, end] - prefix[:, start]).T  # (m, categories)
+    if primitive == "num_unique":
+        distinct = (counts > 0).sum(axis=1).astype(np.float64)
+        return np.where(end > start, distinct, np.nan)
+    if counts.shape[1] == 0:
+        return np.full(len(start), -1, dtype=np.int64)
+    best = counts.argmax(axis=1)
+    return np.where(counts[np.arange(len(best)), best] > 0, best, -1).astype(np.int64)
+
+
 class _PieceTooLarge(Exception):
     """The current piece of requests would materialise more rows than the budget allows."""
 
@@ -294,13 +387,21 @@ class _Evaluator:
         if self.budget_rows is not None and self.held_rows > self.budget_rows:
             raise _PieceTooLarge
 
-    def _backward(self, key: _Key, link: Link, window: int | None = None) -> _Key:
-        """The children of every request visible at its cutoff (and, with ``window``, after
-        ``cutoff - window``)."""
-        new = (*key, ("b", link.index) if window is None else ("w", link.index, window))
-        if new in self.nodes:
-            return new
-        node = self.nodes[key]
+    def _ranged(self, feature: Feature) -> bool:
+        """Whether ``feature`` is computed on slices in place (see RANGED_PRIMITIVES)."""
+        base = feature.base
+        if (feature.kind != "aggregation" or len(feature.path) != 1 or base is None
+                or base.kind != "identity" or feature.primitive not in RANGED_PRIMITIVES):
+            return False
+        if feature.primitive in ("mode", "num_unique"):
+            table, column = base.table, str(base.column)
+            return len(self.db[table].categorical_codes(column)[1]) <= RANGED_MAX_CATEGORIES
+        return True
+
+    def _visible_range(self, node: _Requests, link: Link,
+                       window: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Per request, the slice ``[start, end)`` of the link's (parent, time)-sorted
+        children that it sees (empty for an absent request). No child is materialised."""
         index = self.compiled.link_index(link)
         present = node.rows >= 0
         rows = np.where(present, node.rows, 0)
@@ -318,7 +419,19 @@ class _Evaluator:
                 after = np.searchsorted(index.times, self.cutoff_keys[node.cutoff] - window,
                                         side="right")
                 start = np.minimum(np.searchsorted(index.composite, segment + after), end)
-        counts = np.where(present, end - start, 0)
+        end = np.where(present, end, start)
+        return start, end
+
+    def _backward(self, key: _Key, link: Link, window: int | None = None) -> _Key:
+        """The children of every request visible at its cutoff (and, with ``window``, after
+        ``cutoff - window``)."""
+        new = (*key, ("b", link.index) if window is None else ("w", link.index, window))
+        if new in self.nodes:
+            return new
+        node = self.nodes[key]
+        index = self.compiled.link_index(link)
+        start, end = self._visible_range(node, link, window)
+        counts = end - start
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         self._hold(2 * int(offsets[-1]))  # before allocating: rows and cutoffs
@@ -346,6 +459,20 @@ class _Evaluator:
             assert feature.link is not None and feature.base is not None
             parent_key = self._forward(key, feature.link)
             out = self.evaluate(feature.base, parent_key)[self.inverse[parent_key]]
+        elif self._ranged(feature):
+            assert feature.base is not None and feature.base.column is not None
+            link = feature.path[0]
+            start, end = self._visible_range(node, link, feature.window)
+            if feature.primitive in ("mode", "num_unique"):
+                prefix = self.compiled.category_prefix(link, feature.base.column)
+                out = _range_categories(feature.primitive, prefix, start, end)
+            else:
+                values = self.compiled.linked_column(link, feature.base.column,
+                                                     feature.base.value)
+                out = _range_reduce(feature.primitive, values, start, end,
+                                    self.cutoff_keys[node.cutoff], self.db.time_kind)
+            if feature.window is not None:  # no cutoff, no window before it
+                out = np.where(self.cutoff_keys[node.cutoff] == LATEST_CUTOFF, np.nan, out)
         else:
             assert feature.base is not None
             child_key = key

@@ -363,3 +363,19 @@ def test_pieces_under_a_memory_budget_give_the_same_values(
         assert sum(computed) == len(keys) and len(computed) >= pieces_at_least
     with pytest.raises(ValueError, match="max_memory_mb must be > 0"):
         linearize(db, "customers", ids, cutoffs, max_memory_mb=0)
+
+
+def test_in_place_slices_equal_materialised_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slice shortcuts (prefix counts, reduceat over bounds) give exactly what reducing
+    the materialised children gives, for every primitive, with and without windows."""
+    db = shop()
+    ids = [1, 2, 3, 1, 2, 1, 3, 1]
+    cutoffs = [day(d) for d in (1, 2, 4, 3, 40, 40, 6, 8)]
+    in_place = linearize(db, "customers", ids, cutoffs, max_depth=2)
+    monkeypatch.setattr(vectorized, "RANGED_PRIMITIVES", ())
+    materialised = linearize(db, "customers", ids, cutoffs, max_depth=2)
+    pd.testing.assert_frame_equal(in_place, materialised)
+    monkeypatch.setattr(vectorized, "RANGED_PRIMITIVES", ("mode", "num_unique"))
+    monkeypatch.setattr(vectorized, "RANGED_MAX_CATEGORIES", 0)  # categories: materialised
+    pd.testing.assert_frame_equal(linearize(db, "customers", ids, cutoffs, max_depth=2),
+                                  materialised)
