@@ -3,7 +3,8 @@
     python -m eval.dfs_speed            # all three cases (~10-20 min, mostly featuretools)
     python -m eval.dfs_speed --quick    # smaller featuretools samples (~3 min)
 
-Cases (depth 2, primitives mean/sum/max/min/count/mode):
+Cases (depth 2, the paper's primitives mean/sum/max/min/count/mode, no windows; the time-aware
+vocabulary and memory at scale are measured by ``python -m eval.dfs_scale``):
 
 (a) a synthetic 5-table shop database (users, products, stores, orders, items; a few
     thousand rows per table), 600 users, no cutoffs;
@@ -45,7 +46,7 @@ import pandas as pd
 
 from eval.databases import lahman
 from rdbpfn.database import Database
-from rdbpfn.dfs import linearize
+from rdbpfn.dfs import PAPER_PRIMITIVES, linearize
 from rdbpfn.dfs.featuretools_engine import differences
 from rdbpfn.table import Table
 
@@ -53,6 +54,8 @@ SYNTHETIC_ROWS = {"users": 2_000, "products": 1_000, "stores": 300, "orders": 5_
                   "items": 8_000}
 """Rows per table of the synthetic benchmark database."""
 
+VOCABULARY = {"primitives": PAPER_PRIMITIVES, "windows": ()}
+"""What these cases compute: the paper's linearization (comparable across versions)."""
 TARGET_ROWS = 600
 LAHMAN_ROWS = 2_000
 LAHMAN_SEASONS = (1980, 2023)
@@ -168,7 +171,8 @@ def run_case(request: Request, featuretools_rows: np.ndarray | None, repeats: in
     """Time both engines on a request; featuretools on ``featuretools_rows`` (None: skip)."""
     def vectorized(db: Database, rows: np.ndarray | None = None) -> pd.DataFrame:
         ids, cutoffs = (request.ids, request.cutoffs) if rows is None else _subset(request, rows)
-        return linearize(db, request.target, ids, cutoffs, max_depth=2, engine="vectorized")
+        return linearize(db, request.target, ids, cutoffs, max_depth=2, engine="vectorized",
+                         **VOCABULARY)
 
     cold = [_seconds(lambda: vectorized(fresh(request.db))) for _ in range(repeats)]
     warm_db = fresh(request.db)
@@ -185,7 +189,7 @@ def run_case(request: Request, featuretools_rows: np.ndarray | None, repeats: in
 
     def reference() -> None:
         output["ft"] = linearize(request.db, request.target, ids, cutoffs, max_depth=2,
-                                 engine="featuretools")
+                                 engine="featuretools", **VOCABULARY)
 
     seconds = _seconds(reference)
     found = differences(vectorized(warm_db, featuretools_rows), output["ft"])

@@ -7,6 +7,8 @@ Public surface:
 - :func:`linearize` -- Deep Feature Synthesis: one feature row per (entity, cutoff).
 - :class:`TableEncoder`, :func:`encode_frame` -- the frame-to-matrix encoding that the prior,
   the benchmark and the classifier share.
+- :class:`Query` -- a predictive query (``PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH
+  customers.customer_id``) and its labels from the database's own history.
 - :class:`Episode` -- one in-context problem (context rows, query rows).
 - :class:`ModelConfig`, :class:`RDBPFN` -- the bi-attention transformer;
   :func:`load_checkpoint` / :func:`save_checkpoint` -- its file format.
@@ -24,6 +26,7 @@ from rdbpfn.dfs import linearize
 from rdbpfn.encoding import TableEncoder, encode_frame
 from rdbpfn.episode import Episode
 from rdbpfn.model import RDBPFN, ModelConfig
+from rdbpfn.query import Query, QuerySyntaxError
 from rdbpfn.table import Table
 
 __version__ = "0.1.0"
@@ -33,6 +36,8 @@ __all__ = [
     "Database",
     "Episode",
     "ModelConfig",
+    "Query",
+    "QuerySyntaxError",
     "RDBPFNClassifier",
     "Table",
     "TableEncoder",
