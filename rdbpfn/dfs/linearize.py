@@ -128,7 +128,8 @@ def linearize(
             from the cutoff: missing for a request without one.
         windows: recent windows for ``COUNT`` / ``SUM`` over the target's direct timed
             children, e.g. ``COUNT(orders, last 30 days)`` = rows in ``(cutoff - 30 days,
-            cutoff]``; ``()`` for none. Only for databases with datetime times.
+            cutoff]`` (``[cutoff - 30 days, cutoff)`` with ``include_cutoff_time=False``);
+            ``()`` for none. Only for databases with datetime times.
         engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), or "auto"
             (= vectorized).
         include_cutoff_time: see Cutoffs above.

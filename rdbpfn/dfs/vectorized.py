@@ -416,8 +416,10 @@ class _Evaluator:
             segment = rows * (len(index.times) + 1)
             end = np.searchsorted(index.composite, segment + rank)
             if window is not None:
+                # (cutoff - window, cutoff], or [cutoff - window, cutoff) when strict: the
+                # window keeps its length (featuretools' training_window)
                 after = np.searchsorted(index.times, self.cutoff_keys[node.cutoff] - window,
-                                        side="right")
+                                        side=self.side)
                 start = np.minimum(np.searchsorted(index.composite, segment + after), end)
         end = np.where(present, end, start)
         return start, end

@@ -173,6 +173,9 @@ def test_time_aware_vocabulary_by_hand() -> None:
     # windows are (cutoff - window, cutoff]: an order exactly 7 days before is out
     at_day8 = linearize(shop(), "customers", [1], day(8), max_depth=1)
     assert at_day8["COUNT(orders, last 7 days)"].tolist() == [2.0]  # days 2 and 3, not 1
+    # strict cutoffs shift both ends: [cutoff - window, cutoff) (featuretools' training_window)
+    strict = linearize(shop(), "customers", [1], day(8), max_depth=1, include_cutoff_time=False)
+    assert strict["COUNT(orders, last 7 days)"].tolist() == [3.0]
     # without a cutoff there is no "now": everything measured from it is missing
     static = linearize(shop(), "customers", [1], None, max_depth=1)
     measured = [c for c in static.columns if "TIME_SINCE" in c or "last " in c]
