@@ -9,6 +9,8 @@ Public surface:
   the benchmark and the classifier share.
 - :class:`Query` -- a predictive query (``PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH
   customers.customer_id``) and its labels from the database's own history.
+- :class:`RelationalClassifier` -- in-context classification of (entity, cutoff) pairs of a
+  database; :func:`predict` / :func:`backtest` -- answers to a query from history alone.
 - :class:`Episode` -- one in-context problem (context rows, query rows).
 - :class:`ModelConfig`, :class:`RDBPFN` -- the bi-attention transformer;
   :func:`load_checkpoint` / :func:`save_checkpoint` -- its file format.
@@ -25,8 +27,10 @@ from rdbpfn.database import Database
 from rdbpfn.dfs import linearize
 from rdbpfn.encoding import TableEncoder, encode_frame
 from rdbpfn.episode import Episode
+from rdbpfn.forecast import backtest, predict
 from rdbpfn.model import RDBPFN, ModelConfig
 from rdbpfn.query import Query, QuerySyntaxError
+from rdbpfn.relational import RelationalClassifier
 from rdbpfn.table import Table
 
 __version__ = "0.1.0"
@@ -39,10 +43,13 @@ __all__ = [
     "Query",
     "QuerySyntaxError",
     "RDBPFNClassifier",
+    "RelationalClassifier",
     "Table",
     "TableEncoder",
+    "backtest",
     "encode_frame",
     "linearize",
     "load_checkpoint",
+    "predict",
     "save_checkpoint",
 ]

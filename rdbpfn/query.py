@@ -641,6 +641,28 @@ class Query:
         frame.attrs.update(query=str(self), dropped_undefined=dropped)
         return frame
 
+    def entities(self, db: Database, cutoff_times: Any) -> pd.DataFrame:
+        """The entities to predict for at each cutoff: those that exist then and pass WHERE.
+
+        Returns:
+            DataFrame ``[key, "cutoff_time"]`` ordered by cutoff, then entity row (the rows
+            :meth:`labels` would label, without looking at any label window).
+        """
+        self.check(db)
+        cutoffs = _cutoff_keys(cutoff_times)
+        entity = db[self.entity]
+        rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
+        return pd.DataFrame({
+            self.key: entity.df[self.key].iloc[rows].reset_index(drop=True),
+            "cutoff_time": cutoffs[cutoff_index].astype("datetime64[ns]"),
+        })
+
+    def window(self) -> pd.DateOffset | pd.Timedelta:
+        """The label window's end as a duration from the cutoff (``end`` ``unit``)."""
+        if self.unit == "months":
+            return pd.DateOffset(months=self.end)
+        return pd.Timedelta(**{self.unit: self.end})
+
     def _entity_cutoff_pairs(self, entity: Table,
                              cutoffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(entity row, cutoff index) of every entity that exists at a cutoff and passes

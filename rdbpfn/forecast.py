@@ -1,0 +1,382 @@
+"""From a database and a question to predictions, with context labels from its own history.
+
+:func:`predict` answers a :class:`~rdbpfn.query.Query` at a time ``at`` with no labels from
+the user: it picks *anchor* times before ``at`` whose label windows end by ``at``, labels
+the entities that existed at each anchor from what happened next (the database's history),
+and classifies the entities that exist at ``at`` in context, one forward pass, with
+:class:`~rdbpfn.relational.RelationalClassifier`. Nothing after ``at`` is read: the anchors'
+labels end by ``at`` and every feature sees rows with time <= its cutoff.
+
+:func:`backtest` does that at past times whose outcome the database already knows, and
+scores it against the true labels, the obvious heuristic (activity in the last window of
+the same length) and a gradient-boosted tree model on the same features; it writes a small
+report (JSON, CSV, markdown, a PNG with ROC and calibration curves).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from rdbpfn.atomic import atomic_write, atomic_write_json, atomic_write_text
+from rdbpfn.database import Database
+from rdbpfn.dfs import linearize
+from rdbpfn.encoding import TableEncoder
+from rdbpfn.query import Query
+from rdbpfn.relational import CUTOFF_COLUMN, RelationalClassifier
+
+__all__ = ["MAX_ANCHORS", "Forecast", "backtest", "predict"]
+
+MAX_ANCHORS = 12
+"""Most anchor times :func:`predict` labels when ``n_anchors`` is not given."""
+CONTEXT_ROWS = 1024
+"""Default labelled context rows (the shipped model's largest trained context)."""
+POOL_FACTOR = 4
+"""Without ``n_anchors``, anchors are added until the labelled pool holds this many times
+the context rows (or ``MAX_ANCHORS`` are used)."""
+
+
+@dataclass
+class Forecast:
+    """What :func:`predict` used: the fitted classifier and its context."""
+
+    query: Query
+    at: pd.Timestamp
+    anchors: list[pd.Timestamp]
+    context: pd.DataFrame  # [key, cutoff_time, label]: the labelled rows the model saw
+    classifier: RelationalClassifier
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One paragraph: anchors, context size and label rate, features."""
+        labels = self.context["label"]
+        first, last = min(self.anchors), max(self.anchors)
+        return (
+            f"context: {len(self.context):,} labelled (entity, anchor) rows from "
+            f"{len(self.anchors)} anchor times {first.date()} .. {last.date()} "
+            f"(label windows end by {self.at.date()}), {labels.mean():.1%} positive; "
+            f"{len(self.classifier.features_)} DFS features selected from the context rows."
+        )
+
+
+def _timestamp(value: Any, what: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{what}={value!r} is not a time ({error}); pass e.g. '2024-01-01'.") from None
+    if pd.isna(stamp):
+        raise ValueError(f"{what} is missing; pass a time such as '2024-01-01'.")
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def _anchors(query: Query, db: Database, at: pd.Timestamp, n_anchors: int | None,
+             step: Any) -> list[pd.Timestamp]:
+    """Anchor times at - end, at - end - step, ... (newest first), none before the history."""
+    earliest, _ = query.label_horizon(db)
+    if at <= earliest:
+        raise ValueError(
+            f"at={at} is not after the database's first time {earliest}: there is no history "
+            "to learn from. Pass a later time."
+        )
+    window = query.window()
+    stride = window if step is None else pd.tseries.frequencies.to_offset(step)
+    limit = n_anchors if n_anchors is not None else MAX_ANCHORS
+    anchors, anchor = [], at - window
+    while anchor > earliest and len(anchors) < limit:
+        anchors.append(pd.Timestamp(anchor))
+        anchor = anchor - stride
+    if not anchors:
+        raise ValueError(
+            f"no anchor time fits between the database's first time {earliest} and "
+            f"at={at} minus the label window ({query.end} {query.unit}): the history is "
+            "shorter than one window. Pass a later `at` or use a shorter window."
+        )
+    return anchors
+
+
+def _sample(labels: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most ``size`` rows, uniformly, keeping at least one row of every label."""
+    if len(labels) <= size:
+        return labels.reset_index(drop=True)
+    chosen = rng.choice(len(labels), size=size, replace=False)
+    for value in labels["label"].unique():  # a rare class keeps a row
+        rows = np.flatnonzero(labels["label"].to_numpy() == value)
+        if not np.isin(rows, chosen).any():
+            chosen[np.argmax(labels["label"].to_numpy()[chosen] != value)] = rng.choice(rows)
+    return labels.iloc[np.sort(chosen)].reset_index(drop=True)
+
+
+def fit_from_history(
+    db: Database,
+    query: Query | str,
+    at: Any,
+    *,
+    n_anchors: int | None = None,
+    anchor_step: Any = None,
+    context_rows: int = CONTEXT_ROWS,
+    random_state: int = 0,
+    verbose: bool = False,
+    **classifier_options: Any,
+) -> Forecast:
+    """Label anchors before ``at`` from history and fit a classifier on them.
+
+    Arguments as :func:`predict`. Returns the :class:`Forecast` (no prediction yet).
+    """
+    query = query if isinstance(query, Query) else Query(query)
+    query.check(db)
+    if query.task != "binary":
+        raise ValueError(
+            f"{query} asks for a number (no comparison): regression is not served yet. Add "
+            "a comparison to ask a yes/no question, e.g. '... > 0'."
+        )
+    if context_rows < 2:
+        raise ValueError(f"context_rows={context_rows}; pass at least 2.")
+    at = _timestamp(at, "at")
+    rng = np.random.default_rng(random_state)
+    anchors = _anchors(query, db, at, n_anchors, anchor_step)
+    pools, used = [], []
+    for anchor in anchors:  # newest first: the most relevant history
+        pools.append(query.labels(db, [anchor]))
+        used.append(anchor)
+        if n_anchors is None and sum(map(len, pools)) >= POOL_FACTOR * context_rows:
+            break
+    pool = pd.concat(pools, ignore_index=True)
+    if pool["label"].nunique() < 2:
+        value = pool["label"].iloc[0] if len(pool) else "none"
+        raise ValueError(
+            f"every one of the {len(pool):,} labelled rows at the anchors {used[-1].date()} .. "
+            f"{used[0].date()} has the label {value}: history shows no contrast to learn "
+            "from. Use more anchors (n_anchors=...), a later `at` or another threshold."
+        )
+    context = _sample(pool, context_rows, rng)
+    classifier = RelationalClassifier(
+        database=db, entity_table=query.entity, random_state=random_state, verbose=verbose,
+        **classifier_options,
+    ).fit(context[[query.key, CUTOFF_COLUMN]], context["label"].to_numpy())
+    forecast = Forecast(query, at, used, context, classifier)
+    if verbose:
+        print(forecast.describe(), file=sys.stderr)
+    return forecast
+
+
+def predict(
+    db: Database,
+    query: Query | str,
+    at: Any,
+    *,
+    n_anchors: int | None = None,
+    anchor_step: Any = None,
+    context_rows: int = CONTEXT_ROWS,
+    random_state: int = 0,
+    verbose: bool = True,
+    **classifier_options: Any,
+) -> pd.DataFrame:
+    """Answer ``query`` for every entity that exists at ``at``, from history alone.
+
+    Args:
+        db: the database.
+        query: a :class:`~rdbpfn.query.Query` or its text, e.g.
+            ``"PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id"``.
+        at: the time to predict at; features see rows with time <= ``at``.
+        n_anchors: anchor times to label (default: newest first until the labelled pool
+            holds ``POOL_FACTOR x context_rows`` rows, at most :data:`MAX_ANCHORS`).
+        anchor_step: time between anchors (default: the label window, so that their label
+            windows do not overlap); a pandas offset or timedelta string such as ``"7D"``.
+        context_rows: labelled rows the model sees (sampled uniformly from the pool,
+            every label kept).
+        random_state: seed of the sample and of the classifier's ensemble.
+        verbose: print the context used and show progress.
+        classifier_options: passed to :class:`~rdbpfn.relational.RelationalClassifier`
+            (``max_depth``, ``n_estimators``, ``model_path``, ``max_features``, ...).
+    Returns:
+        DataFrame ``[key, "probability"]``, one row per entity existing at ``at`` (and
+        passing WHERE); ``attrs["context"]`` describes the context used.
+    Raises:
+        ValueError: a bad query, ``at`` before any history, no anchor or no contrast in the
+            history, a regression query (not served yet).
+    """
+    forecast = fit_from_history(
+        db, query, at, n_anchors=n_anchors, anchor_step=anchor_step, context_rows=context_rows,
+        random_state=random_state, verbose=verbose, **classifier_options)
+    return _predict(forecast)
+
+
+def _predict(forecast: Forecast) -> pd.DataFrame:
+    query = forecast.query
+    targets = query.entities(forecast.classifier.database, [forecast.at])
+    probability = forecast.classifier.predict_proba(targets)[:, -1]
+    out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
+    out.attrs["context"] = forecast.describe()
+    out.attrs["anchors"] = [str(a) for a in forecast.anchors]
+    out.attrs["features"] = list(forecast.classifier.features_)
+    return out
+
+
+# ------------------------------------------------------------------------------ backtest
+def _heuristic(query: Query, db: Database, at: pd.Timestamp,
+               entities: pd.Series) -> np.ndarray:
+    """Rows of the query's child table per entity in the last window of the same length."""
+    length = query.end - query.start
+    recent = Query.build(aggregation="count", table=query.table, column="*", start=0,
+                         end=length, unit=query.unit, entity=query.entity, key=query.key)
+    offset = (pd.DateOffset(months=length) if query.unit == "months"
+              else pd.Timedelta(**{query.unit: length}))
+    counts = recent.labels(db, [at - offset])
+    by_entity = dict(zip(counts[query.key], counts["label"], strict=True))
+    return entities.map(by_entity).fillna(0.0).to_numpy(dtype=np.float64)
+
+
+def _tree_model(random_state: int) -> tuple[str, Any]:
+    """LightGBM when installed (an optional extra), else scikit-learn's histogram GBM."""
+    try:
+        import lightgbm  # optional heavy package: only backtests use it
+
+        return "LightGBM", lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.05,
+                                                    random_state=random_state, verbose=-1)
+    except ImportError:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        return "HistGradientBoosting", HistGradientBoostingClassifier(random_state=random_state)
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC-AUC, NaN when only one class occurs."""
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def _calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    used = [b for b in range(bins) if (which == b).any()]
+    return (np.array([p[which == b].mean() for b in used]),
+            np.array([y[which == b].mean() for b in used]))
+
+
+def backtest(
+    db: Database,
+    query: Query | str,
+    at: Sequence[Any],
+    *,
+    out: str | os.PathLike | None = None,
+    random_state: int = 0,
+    verbose: bool = True,
+    **predict_options: Any,
+) -> pd.DataFrame:
+    """Predict at past times whose outcome is known and score it (ROC-AUC).
+
+    For each time in ``at``: :func:`predict` from the history before it; the true labels
+    of the entities that exist then; the heuristic "rows in the last window of the same
+    length"; a gradient-boosted tree model (LightGBM when installed) fitted on the same
+    context rows and selected features. With ``out``, writes ``backtest.json``,
+    ``backtest.csv``, ``backtest.md`` (with the features that mattered most to the tree
+    model) and ``backtest.png`` (ROC and calibration curves).
+
+    Returns:
+        DataFrame, one row per time: ``at``, ``n``, ``positive_rate``, ``rdbpfn_auc``,
+        ``heuristic_auc``, ``<tree>_auc``, ``n_anchors``, ``context_rows``.
+    """
+    query = query if isinstance(query, Query) else Query(query)
+    query.check(db)
+    _, latest = query.label_horizon(db)
+    times = [_timestamp(t, "at") for t in at]
+    late = [t for t in times if t > latest]
+    if late:
+        raise ValueError(
+            f"backtest times {[str(t.date()) for t in late]} are after {latest.date()}, the "
+            "last time whose label window the database has seen in full; pick earlier times."
+        )
+    rows, curves, importances = [], [], {}
+    tree_name = _tree_model(random_state)[0]
+    for time in times:
+        forecast = fit_from_history(db, query, time, random_state=random_state,
+                                    verbose=verbose, **predict_options)
+        truth = query.labels(db, [time])
+        ours = _predict(forecast).set_index(query.key)["probability"]
+        y = truth["label"].to_numpy()
+        p_ours = ours.reindex(truth[query.key]).to_numpy()
+        p_heuristic = _heuristic(query, db, time, truth[query.key])
+        name, tree = _tree_model(random_state)
+        classifier = forecast.classifier
+        encoder = TableEncoder()
+        context_x = linearize(db, query.entity, forecast.context[query.key].to_numpy(),
+                              forecast.context[CUTOFF_COLUMN].to_numpy(),
+                              max_depth=classifier.max_depth, primitives=classifier.primitives,
+                              windows=classifier.windows, features=classifier.features_)
+        target_x = linearize(db, query.entity, truth[query.key].to_numpy(),
+                             truth[CUTOFF_COLUMN].to_numpy(), max_depth=classifier.max_depth,
+                             primitives=classifier.primitives, windows=classifier.windows,
+                             features=classifier.features_)
+        train = encoder.fit(context_x).encode(context_x)
+        tree.fit(np.where(np.isfinite(train), train, np.nan), forecast.context["label"])
+        test = encoder.encode(target_x)
+        p_tree = tree.predict_proba(np.where(np.isfinite(test), test, np.nan))[:, -1]
+        importance = getattr(tree, "feature_importances_", None)
+        if importance is not None:
+            importances[str(time.date())] = dict(zip(classifier.features_,
+                                                     np.asarray(importance, float), strict=True))
+        rows.append({"at": str(time.date()), "n": len(y), "positive_rate": float(y.mean()),
+                     "rdbpfn_auc": _auc(y, p_ours), "heuristic_auc": _auc(y, p_heuristic),
+                     f"{name}_auc": _auc(y, p_tree), "n_anchors": len(forecast.anchors),
+                     "context_rows": len(forecast.context)})
+        curves.append((str(time.date()), y, p_ours, p_heuristic, p_tree))
+        if verbose:
+            print(f"{time.date()}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
+                                                  if k.endswith("_auc")), file=sys.stderr)
+    summary = pd.DataFrame(rows)
+    summary.attrs.update(query=str(query), tree=tree_name)
+    if out is not None:
+        _write_report(Path(out), query, summary, curves, importances, tree_name)
+    return summary
+
+
+def _write_report(folder: Path, query: Query, summary: pd.DataFrame, curves: list,
+                  importances: dict[str, dict[str, float]], tree_name: str) -> None:
+    import matplotlib  # heavy, and only needed for the picture
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "backtest.json", {"query": str(query), "tree_model": tree_name,
+                                                 "rows": summary.to_dict(orient="records")})
+    atomic_write_text(folder / "backtest.csv", summary.to_csv(index=False))
+    mean_importance = pd.DataFrame(importances).mean(axis=1).sort_values(ascending=False)
+    header = "| " + " | ".join(summary.columns) + " |"
+    table = [header, "|" + "---|" * len(summary.columns)] + [
+        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in summary.itertuples(index=False)]
+    lines = [f"# Backtest of `{query}`", "", *table,
+             "", f"Features that mattered most to {tree_name} (mean importance over times):",
+             ""] + [f"- `{name}`: {value:.1f}" for name, value in mean_importance.head(10).items()]
+    atomic_write_text(folder / "backtest.md", "\n".join(lines) + "\n")
+    figure, (roc_axis, calibration_axis) = plt.subplots(1, 2, figsize=(10, 4.5))
+    for label, y, p_ours, p_heuristic, p_tree in curves:
+        if len(np.unique(y)) < 2:
+            continue
+        for name, p, style in (("RDB-PFN", p_ours, "-"), ("heuristic", p_heuristic, ":"),
+                               (tree_name, p_tree, "--")):
+            fpr, tpr, _ = roc_curve(y, p)
+            roc_axis.plot(fpr, tpr, style, lw=1, label=f"{name} {label}")
+        calibration_axis.plot(*_calibration(y, p_ours), "o-", ms=3, lw=1, label=f"RDB-PFN {label}")
+    roc_axis.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    roc_axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    calibration_axis.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    calibration_axis.set(xlabel="predicted probability", ylabel="observed rate",
+                         title="calibration (deciles)")
+    roc_axis.legend(fontsize=6)
+    calibration_axis.legend(fontsize=6)
+    figure.suptitle(str(query), fontsize=8)
+    figure.tight_layout()
+    atomic_write(folder / "backtest.png", lambda stream: figure.savefig(stream, format="png",
+                                                                          dpi=110))
+    plt.close(figure)

@@ -1,0 +1,189 @@
+"""An in-context classifier over a relational database: rows are (entity, cutoff time) pairs.
+
+:class:`RelationalClassifier` is a scikit-learn estimator whose ``X`` is a DataFrame of
+``[<entity key>, "cutoff_time"]`` pairs of one table of a :class:`~rdbpfn.database.Database`.
+``fit`` linearizes the context pairs with Deep Feature Synthesis (:func:`rdbpfn.linearize`,
+each pair sees only rows with time <= its cutoff), keeps at most ``max_features`` columns
+chosen from the context rows and their labels only (:func:`rdbpfn.dfs.select_features`:
+constant and duplicate columns dropped, ranked by association with the label, greedy
+decorrelation), and fits an :class:`~rdbpfn.classifier.RDBPFNClassifier` on them.
+``predict_proba`` linearizes only the selected features for the query pairs. What the
+benchmark harness measures (``python -m eval``) is this selection.
+
+The database is a constructor parameter, so ``clone`` (``cross_val_score``, ``Pipeline``)
+shares it rather than copying it: a :class:`Database` is not modified by fitting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from rdbpfn.checkpoint import load_checkpoint
+from rdbpfn.classifier import RDBPFNClassifier
+from rdbpfn.database import Database
+from rdbpfn.dfs import DEFAULT_PRIMITIVES, DEFAULT_WINDOWS, linearize, select_features
+from rdbpfn.dfs.budget import CORRELATION_LIMIT
+
+__all__ = ["CUTOFF_COLUMN", "RelationalClassifier"]
+
+CUTOFF_COLUMN = "cutoff_time"
+"""Name of the cutoff column of ``X`` (what :meth:`rdbpfn.Query.labels` returns)."""
+
+
+class RelationalClassifier(ClassifierMixin, BaseEstimator):
+    """In-context classification of (entity, cutoff) pairs of a relational database.
+
+    Parameters
+    ----------
+    database : the :class:`~rdbpfn.database.Database` (required).
+    entity_table : the table whose rows are classified (required; needs a primary key).
+    max_depth, primitives, windows : Deep Feature Synthesis settings
+        (:func:`rdbpfn.linearize`).
+    max_features : columns kept per fit, chosen from the context rows only; ``None`` = the
+        checkpoint's width (``ModelConfig.max_features``, 100 for the shipped model).
+    correlation_limit : |correlation| at which a column counts as a copy of a kept one.
+    model_path, device, n_estimators, max_context, random_state, verbose : passed to
+        :class:`~rdbpfn.classifier.RDBPFNClassifier`.
+
+    ``X`` is a DataFrame with the entity table's primary-key column and a ``cutoff_time``
+    column (datetimes, or numbers for a database with numeric times); ``y`` one label per
+    row. Fitted attributes: ``features_`` (the selected DFS feature names),
+    ``classifier_``, ``classes_``, ``key_``.
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database | None = None,
+        entity_table: str | None = None,
+        max_depth: int = 2,
+        primitives: Sequence[str] = DEFAULT_PRIMITIVES,
+        windows: Sequence[Any] = DEFAULT_WINDOWS,
+        max_features: int | None = None,
+        correlation_limit: float = CORRELATION_LIMIT,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        n_estimators: int = 4,
+        max_context: int = 1024,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.database = database
+        self.entity_table = entity_table
+        self.max_depth = max_depth
+        self.primitives = primitives
+        self.windows = windows
+        self.max_features = max_features
+        self.correlation_limit = correlation_limit
+        self.model_path = model_path
+        self.device = device
+        self.n_estimators = n_estimators
+        self.max_context = max_context
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):  # noqa: ANN204 (sklearn's Tags type)
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # X is a frame of (entity, cutoff) pairs
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_clone__(self) -> RelationalClassifier:
+        """An unfitted copy that shares the database (parameters cloned, not the data)."""
+        params = self.get_params(deep=False)
+        copied = {name: clone(value, safe=False) for name, value in params.items()
+                  if name != "database"}
+        return type(self)(database=self.database, **copied)
+
+    # ---- inputs ------------------------------------------------------------------------
+    def _key(self) -> str:
+        if not isinstance(self.database, Database):
+            raise ValueError(
+                f"database={type(self.database).__name__}; pass database=rdbpfn.Database(...)"
+                ", the database the (entity, cutoff) rows refer to."
+            )
+        if self.entity_table not in self.database.tables:
+            raise ValueError(
+                f"entity_table={self.entity_table!r} is not a table of the database; tables: "
+                f"{list(self.database.tables)}."
+            )
+        key = self.database[self.entity_table].primary_key
+        if key is None:
+            raise ValueError(
+                f"entity_table {self.entity_table!r} has no primary key, so its rows cannot "
+                "be named; give the table a primary_key."
+            )
+        return key
+
+    def _pairs(self, X: object, key: str) -> tuple[pd.Series, pd.Series]:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"X is a {type(X).__name__}; pass a DataFrame with columns [{key!r}, "
+                f"{CUTOFF_COLUMN!r}]: one (entity, cutoff) pair per row, e.g. the first two "
+                "columns of rdbpfn.Query.labels(...)."
+            )
+        missing = [c for c in (key, CUTOFF_COLUMN) if c not in X.columns]
+        if missing:
+            raise ValueError(
+                f"X lacks the columns {missing}; it needs the entity key {key!r} and "
+                f"{CUTOFF_COLUMN!r} (one (entity, cutoff) pair per row); it has "
+                f"{list(X.columns)[:10]}."
+            )
+        if len(X) == 0:
+            raise ValueError("X has no rows; pass at least one (entity, cutoff) pair.")
+        return X[key], X[CUTOFF_COLUMN]
+
+    def _features(self, X: object, names: Sequence[str] | None) -> pd.DataFrame:
+        key = self._key()
+        ids, cutoffs = self._pairs(X, key)
+        return linearize(self.database, self.entity_table, ids.to_numpy(), cutoffs.to_numpy(),
+                         max_depth=self.max_depth, primitives=self.primitives,
+                         windows=self.windows, features=names)
+
+    # ---- fit / predict -----------------------------------------------------------------
+    def fit(self, X: object, y: object) -> RelationalClassifier:
+        """Linearize the context pairs, select features from them, fit the classifier."""
+        self.key_ = self._key()
+        frame = self._features(X, None)
+        labels = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+        if labels.ndim != 1 or len(labels) != len(frame):
+            raise ValueError(
+                f"y has shape {labels.shape} for {len(frame)} rows of X; pass one label per "
+                "(entity, cutoff) row."
+            )
+        classifier = RDBPFNClassifier(
+            model_path=self.model_path, device=self.device, n_estimators=self.n_estimators,
+            max_context=self.max_context, random_state=self.random_state, verbose=self.verbose,
+        )
+        width = self.max_features
+        if width is None:
+            width = load_checkpoint(self.model_path).config.max_features
+        try:
+            codes = np.unique(labels, return_inverse=True)[1]
+        except TypeError as error:
+            raise ValueError(f"y mixes label types that cannot be sorted ({error}).") from error
+        self.features_ = select_features(frame, width, codes, self.correlation_limit)
+        if not self.features_:
+            raise ValueError(
+                "no DFS feature varies across the context rows, so there is nothing to learn "
+                "from; use more or more varied context rows, or a larger max_depth."
+            )
+        self.classifier_ = classifier.fit(frame[self.features_], labels)
+        self.classes_ = self.classifier_.classes_
+        return self
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        """(n, n_classes) probabilities for the (entity, cutoff) rows of ``X``."""
+        check_is_fitted(self)
+        return self.classifier_.predict_proba(self._features(X, self.features_))
+
+    def predict(self, X: object) -> np.ndarray:
+        """(n,) labels from ``classes_``."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,137 @@
+"""Relational classification and predictions from a database's own history (no user labels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from rdbpfn.database import Database
+from rdbpfn.forecast import backtest, fit_from_history, predict
+from rdbpfn.query import Query
+from rdbpfn.relational import RelationalClassifier
+from rdbpfn.table import Table
+
+START = pd.Timestamp("2022-01-01")
+QUERY = "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id"
+
+
+def shop(seed: int = 0, n_customers: int = 150, days: int = 360) -> Database:
+    """Customers whose order rate drifts: some stay active, some fade out."""
+    rng = np.random.default_rng(seed)
+    signup = START + pd.to_timedelta(rng.integers(0, 120, n_customers), unit="D")
+    rate = rng.gamma(1.0, 0.08, n_customers)  # orders per day
+    fade = rng.random(n_customers) < 0.5
+    rows = []
+    for customer in range(n_customers):
+        for day in range(int((signup[customer] - START).days), days):
+            decay = np.exp(-day / 90) if fade[customer] else 1.0
+            if rng.random() < rate[customer] * decay:
+                rows.append((customer, START + pd.Timedelta(days=day, hours=int(rng.integers(24))),
+                             float(rng.gamma(2, 20)), rng.choice(["web", "app"])))
+    orders = pd.DataFrame(rows, columns=["customer_id", "at", "amount", "channel"])
+    orders.insert(0, "order_id", np.arange(len(orders)))
+    customers = pd.DataFrame({"customer_id": np.arange(n_customers), "signup": signup,
+                              "segment": rng.choice(["a", "b"], n_customers)})
+    return Database({
+        "customers": Table(customers, "customer_id", time_column="signup"),
+        "orders": Table(orders, "order_id", {"customer_id": "customers"}, "at"),
+    })
+
+
+@pytest.fixture(scope="module")
+def db() -> Database:
+    return shop()
+
+
+def _pairs(db: Database, at: str) -> tuple[pd.DataFrame, np.ndarray]:
+    labels = Query(QUERY).labels(db, [at, pd.Timestamp(at) - pd.Timedelta(days=60)])
+    return labels[["customer_id", "cutoff_time"]], labels["label"].to_numpy()
+
+
+def test_relational_classifier_learns_and_is_an_estimator(db: Database) -> None:
+    X, y = _pairs(db, "2022-09-01")
+    model = RelationalClassifier(database=db, entity_table="customers", n_estimators=1,
+                                 max_depth=1)
+    half = len(X) // 2
+    proba = model.fit(X.iloc[:half], y[:half]).predict_proba(X.iloc[half:])
+    assert proba.shape == (len(X) - half, 2) and model.features_
+    assert len(model.features_) <= 100
+    copy = clone(model)
+    assert copy.database is db and not hasattr(copy, "features_")  # shared, not copied
+    scores = cross_val_score(model, X, y, cv=2, scoring="roc_auc")
+    assert np.all(scores > 0.7), scores
+    assert np.array_equal(model.predict(X.iloc[half:half + 5]),
+                          model.classes_[proba[:5].argmax(axis=1)])
+
+
+@pytest.mark.parametrize(("kwargs", "X", "message"), [
+    ({"database": None}, None, r"pass database=rdbpfn.Database"),
+    ({"entity_table": "shops"}, None, r"entity_table='shops' is not a table"),
+    ({}, np.zeros((3, 2)), r"X is a ndarray; pass a DataFrame with columns"),
+    ({}, pd.DataFrame({"customer_id": [1]}), r"X lacks the columns \['cutoff_time'\]"),
+])
+def test_relational_classifier_errors(db: Database, kwargs: dict, X, message: str) -> None:
+    arguments = {"database": db, "entity_table": "customers"} | kwargs
+    pairs, y = _pairs(db, "2022-09-01")
+    with pytest.raises((ValueError, TypeError), match=message):
+        RelationalClassifier(**arguments).fit(pairs if X is None else X, y[:len(pairs)])
+
+
+def test_predict_from_history_alone_never_reads_the_future(db: Database) -> None:
+    at = pd.Timestamp("2022-10-01")
+    preds = predict(db, QUERY, at, n_estimators=1, max_depth=1, verbose=False)
+    exist = Query(QUERY).entities(db, [at])
+    assert list(preds.columns) == ["customer_id", "probability"]
+    assert preds["customer_id"].tolist() == exist["customer_id"].tolist()
+    assert preds["probability"].between(0, 1).all()
+    assert "anchor times" in preds.attrs["context"]
+    # the same answer from a database cut at `at`: nothing after it was used
+    cut = Database({
+        "customers": db["customers"],
+        "orders": Table(db["orders"].df[db["orders"].df["at"] <= at].reset_index(drop=True),
+                        "order_id", {"customer_id": "customers"}, "at"),
+    })
+    again = predict(cut, QUERY, at, n_estimators=1, max_depth=1, verbose=False)
+    pd.testing.assert_frame_equal(preds, again, check_like=False)
+
+
+def test_anchors_end_their_windows_by_at_and_step_back(db: Database) -> None:
+    at = pd.Timestamp("2022-10-01")
+    forecast = fit_from_history(db, QUERY, at, n_anchors=3, context_rows=200,
+                                n_estimators=1, max_depth=1)
+    assert forecast.anchors == [at - pd.Timedelta(days=30 * k) for k in (1, 2, 3)]
+    assert len(forecast.context) == 200 and forecast.context["label"].nunique() == 2
+    assert forecast.context["cutoff_time"].max() <= at - pd.Timedelta(days=30)
+
+
+@pytest.mark.parametrize(("query", "at", "message"), [
+    (QUERY, "2021-06-01", r"is not after the database's first time"),
+    (QUERY, "2022-01-10", r"no anchor time fits"),
+    ("PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id", "2022-10-01",
+     r"regression is not served yet"),
+    ("PREDICT COUNT(orders.*, 0, 30, days) > 10000 FOR EACH customers.customer_id",
+     "2022-10-01", r"has the label 0: history shows no contrast"),
+    ("PREDICT COUNT(order.*, 0, 30, days) > 0 FOR EACH customers.customer_id", "2022-10-01",
+     r"order"),
+    (QUERY, "not a date", r"at='not a date' is not a time"),
+])
+def test_predict_errors(db: Database, query: str, at: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        predict(db, query, at, n_estimators=1, max_depth=1, verbose=False)
+
+
+def test_backtest_scores_against_truth_heuristic_and_trees(db: Database, tmp_path) -> None:
+    summary = backtest(db, QUERY, ["2022-09-01", "2022-10-15"], out=tmp_path, n_estimators=1,
+                       max_depth=1, verbose=False, context_rows=256)
+    tree = summary.attrs["tree"]
+    assert list(summary["at"]) == ["2022-09-01", "2022-10-15"]
+    for column in ("rdbpfn_auc", "heuristic_auc", f"{tree}_auc"):
+        assert summary[column].between(0.5, 1.0).all(), summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "backtest.csv", "backtest.json", "backtest.md", "backtest.png"]
+    assert "mattered most" in (tmp_path / "backtest.md").read_text()
+    with pytest.raises(ValueError, match=r"after .* the last time whose label window"):
+        backtest(db, QUERY, ["2022-12-30"], verbose=False)
