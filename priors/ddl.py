@@ -10,8 +10,11 @@ constraints ``PRIMARY KEY (...)``, ``[CONSTRAINT n] FOREIGN KEY (a) REFERENCES t
 Column kinds: integer types -> "integer"; real/float/double/decimal/numeric/money ->
 "numeric"; bool -> "bool"; date/time/timestamp -> "time"; everything else (char, text,
 enum, ...) -> "categorical". The first time column of a table becomes its time column.
-Self-references and foreign keys that close a cycle are dropped with a warning (the prior
-generates acyclic schemas); composite foreign keys are not supported and are dropped too.
+Self-references (``employees.manager_id -> employees``) follow the project's rule (see
+:mod:`rdbpfn.database`): the foreign key is dropped with a warning that names it, and the column
+stays an ordinary column of its SQL type, as ``rdbpfn.Database.from_sqlite`` does. Foreign keys
+that close a longer cycle are dropped with a warning too (the prior generates acyclic schemas);
+composite foreign keys are not supported and are dropped as well.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
+
+from rdbpfn.formats import dropped_self_reference
 
 INTEGER_TYPES = ("int", "serial", "tinyint", "smallint", "mediumint", "bigint", "year")
 NUMERIC_TYPES = ("real", "float", "double", "decimal", "numeric", "money", "number")
@@ -176,7 +181,7 @@ def parse_ddl(text: str) -> DDLSchema:
             continue
         column = columns[0]
         if parent_name == child:
-            warnings.warn(f"self-reference {child}.{column} dropped (schemas must be acyclic)",
+            warnings.warn(dropped_self_reference(child, column) + " (declared in the DDL).",
                           stacklevel=2)
             continue
         if graph.has_edge(child, parent_name) or nx.has_path(graph, child, parent_name):

@@ -3,11 +3,21 @@
 A :class:`Database` is checked once:
 
 - schema (always, it is cheap): keys and time columns exist, foreign keys point at tables
-  that exist and have a primary key, the foreign-key graph has no cycle, all time columns
-  are of one kind (all datetimes or all numbers);
+  that exist and have a primary key, the foreign-key graph has no cycle (a self-reference,
+  ``employees.manager_id -> employees``, is one: see below), all time columns are of one kind
+  (all datetimes or all numbers);
 - data (``validate=True``, vectorised): primary keys unique and non-null, every non-null
   foreign-key value present in the parent (or, with ``missing_foreign_keys="null"``, set to
-  null), time columns parse.
+  null), time columns parse; and a warning (:class:`UndeclaredTimeWarning`) for every table
+  that has datetime columns but no time column (see :meth:`Database.undeclared_times`).
+
+Self-references, one rule for the project: a foreign key from a table to itself is a cycle
+that DFS cannot walk. ``Database({...})`` given one raises; the readers of declared schemas
+(:meth:`Database.from_sqlite`, :meth:`Database.from_folder`, :meth:`Database.from_dataframes`
+and ``priors.ddl``) drop the declaration with a warning that names it and keep the column as
+an ordinary column. The ``Database`` readers make it categorical (its values name rows, so they
+are counted, never averaged): id-like names already are (:func:`rdbpfn.table.is_id_like`),
+other number columns become ``category``; ``priors.ddl`` keeps the column's SQL type.
 
 Constructors: ``Database({...})`` here; :meth:`Database.from_dataframes`,
 :meth:`Database.from_folder`, :meth:`Database.from_sqlite`, :meth:`Database.from_entityset`
@@ -16,7 +26,9 @@ and :meth:`Database.to_entityset` come from :class:`rdbpfn.formats.DatabaseForma
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+import warnings
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import networkx as nx
@@ -26,7 +38,22 @@ import pandas as pd
 from rdbpfn.formats import DatabaseFormats
 from rdbpfn.table import Table, examples
 
-__all__ = ["Database", "Relationship"]
+__all__ = ["DATE_TEXT_SAMPLE", "Database", "Relationship", "UndeclaredTimeWarning"]
+
+DATE_TEXT_SAMPLE = 20
+"""How many leading non-null values of a text column :meth:`Database.undeclared_times` parses
+to call it a datetime column (all must be ISO 8601 dates: ``2021-05-01``,
+``2021-05-01 10:00:00``, ...). SQLite and CSV store times as such text."""
+
+_ISO_DATE_START = re.compile(r"\s*\d{4}-\d{2}-\d{2}")
+
+
+class UndeclaredTimeWarning(UserWarning):
+    """A table has datetime columns but no time column, so DFS sees its rows at every cutoff.
+
+    Declare the time column, or list the table in ``static_tables=`` when its rows are known
+    at all times; ``warnings.simplefilter("ignore", UndeclaredTimeWarning)`` silences it all.
+    """
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,10 @@ class Database(DatabaseFormats):
             ``False`` is for callers whose data is correct by construction.
         missing_foreign_keys: "raise" (default) or "null": foreign-key values absent from
             the parent become null (the table's frame is copied).
+        static_tables: names of tables without a time column whose rows are known at all
+            times on purpose (e.g. ``users`` with a ``birthday``): no
+            :class:`UndeclaredTimeWarning` for them. The warning is one of the data checks,
+            so ``validate=False`` skips it too.
     Raises:
         TypeError: ``tables`` is not a dict of Table.
         ValueError: a schema or data check fails; the message names the table, column and
@@ -58,6 +89,7 @@ class Database(DatabaseFormats):
         tables: Mapping[str, Table],
         validate: bool = True,
         missing_foreign_keys: str = "raise",
+        static_tables: Collection[str] | None = None,
     ) -> None:
         if not isinstance(tables, Mapping) or not all(
             isinstance(t, Table) for t in tables.values()
@@ -79,10 +111,17 @@ class Database(DatabaseFormats):
             for column, parent in table.foreign_keys.items()
         ]
         """Every foreign key, in table order then foreign-key order."""
+        self.static_tables: frozenset[str] = self._check_static_tables(static_tables)
+        """Tables without a time column whose rows are known at all times (no warning)."""
+        self.inferred_keys: list[str] = []
+        """Keys a reader inferred (``infer_keys=`` of :meth:`from_sqlite` and the other
+        readers), e.g. ``"orders.customer_id -> customers (inferred: name and 100%
+        containment)"``; empty for ``Database({...})``."""
         self._fk_codes: dict[tuple[str, str], np.ndarray] = {}
         self._check_schema()
         if validate:
             self.validate(missing_foreign_keys)
+            self._warn_undeclared_times()
 
     # ------------------------------------------------------------------ access
     def __getitem__(self, name: str) -> Table:
@@ -121,8 +160,71 @@ class Database(DatabaseFormats):
         return self._fk_codes[key]
 
     # -------------------------------------------------------------- validation
+    def _check_static_tables(self, static_tables: Collection[str] | None) -> frozenset[str]:
+        if isinstance(static_tables, str):
+            static_tables = [static_tables]
+        names = frozenset(static_tables or ())
+        unknown = sorted(names - set(self.tables))
+        if unknown:
+            raise ValueError(
+                f"static_tables names unknown tables {unknown}; tables are {list(self.tables)}."
+            )
+        timed = sorted(n for n in names if self.tables[n].time_column is not None)
+        if timed:
+            raise ValueError(
+                f"static_tables lists {timed}, which have a time column "
+                f"({[self.tables[n].time_column for n in timed]}); a static table has none. "
+                "Remove them from static_tables or drop their time column."
+            )
+        return names
+
+    def undeclared_times(self) -> dict[str, list[str]]:
+        """``{table: datetime columns}`` for every table with datetime columns but no time
+        column that is not in :attr:`static_tables`.
+
+        Datetime columns are datetime dtypes and text columns whose first
+        :data:`DATE_TEXT_SAMPLE` non-null values all parse as ISO 8601 dates (how SQLite and
+        CSV files store times). Key columns are never counted.
+        """
+        found = {}
+        for name, table in self.tables.items():
+            if table.time_column is not None or name in self.static_tables:
+                continue
+            columns = [
+                c for c, kind in table.column_kinds.items()
+                if kind == "datetime" or (kind == "categorical" and _is_date_text(table.df[c]))
+            ]
+            if columns:
+                found[name] = columns
+        return found
+
+    def _warn_undeclared_times(self) -> None:
+        found = self.undeclared_times()
+        if not found:
+            return
+        listing = "; ".join(f"{name!r}: {columns}" for name, columns in found.items())
+        declare = ", ".join(f"{name!r}: {columns[0]!r}" for name, columns in found.items())
+        warnings.warn(
+            f"tables without a time column have datetime columns ({listing}). DFS sees every "
+            "row of such a table at every cutoff, so rows from the future enter the features. "
+            "If a column says when each row became known, declare it: "
+            f"time_columns={{{declare}}} in Database.from_sqlite/from_folder/from_dataframes, "
+            "or Table(..., time_column=...). If the rows are known at all times, say so: "
+            f"static_tables={list(found)}.",
+            UndeclaredTimeWarning, stacklevel=3,
+        )
+
     def _check_schema(self) -> None:
         for rel in self.relationships:
+            if rel.parent == rel.child:
+                raise ValueError(
+                    f"the foreign keys form a cycle: {rel.child} -> {rel.child}. Table "
+                    f"{rel.child!r}'s foreign key {rel.column!r} points at its own table (a "
+                    "self-reference), which DFS cannot walk. Leave the foreign key out and keep "
+                    f"{rel.column!r} as an ordinary column: that is what Database.from_sqlite, "
+                    "from_folder, from_dataframes and priors.ddl do (with a warning) when a "
+                    "schema they read declares one."
+                )
             if rel.parent not in self.tables:
                 raise ValueError(
                     f"table {rel.child!r}: foreign key {rel.column!r} points to table "
@@ -133,7 +235,8 @@ class Database(DatabaseFormats):
                 raise ValueError(
                     f"table {rel.child!r}: foreign key {rel.column!r} points to table "
                     f"{rel.parent!r}, which has no primary key. Give {rel.parent!r} a "
-                    "primary_key."
+                    f"primary key: Table(..., primary_key=...), or primary_keys={{{rel.parent!r}"
+                    ": ...} in Database.from_sqlite/from_folder/from_dataframes."
                 )
         cycle = _find_cycle(self.relationships)
         if cycle:
@@ -199,6 +302,21 @@ class Database(DatabaseFormats):
                 frame, child.primary_key, child.foreign_keys, child.time_column
             )
             self._fk_codes = {k: v for k, v in self._fk_codes.items() if k[0] != rel.child}
+
+
+def _is_date_text(series: pd.Series) -> bool:
+    """Whether a text column's first DATE_TEXT_SAMPLE non-null values are all ISO dates."""
+    if not (pd.api.types.is_object_dtype(series.dtype)
+            or pd.api.types.is_string_dtype(series.dtype)):
+        return False
+    # a bounded prefix: dropna over a whole column of millions of rows would copy it
+    sample = series.head(100 * DATE_TEXT_SAMPLE).dropna().head(DATE_TEXT_SAMPLE)
+    if sample.empty or not all(isinstance(v, str) and _ISO_DATE_START.match(v) for v in sample):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, format="ISO8601", errors="coerce", utc=True)
+    return bool(parsed.notna().all())
 
 
 def _find_cycle(relationships: list[Relationship]) -> list[str]:

@@ -4,6 +4,29 @@
 (which inherits them), so ``Database.from_sqlite(...)`` reads like a constructor while the
 data model and its checks stay in :mod:`rdbpfn.database`.
 
+Keys of the readers (:meth:`~DatabaseFormats.from_dataframes`,
+:meth:`~DatabaseFormats.from_folder`, :meth:`~DatabaseFormats.from_sqlite`), in this order:
+
+1. declared: what the source says (the ``schema`` dict, ``schema.json``, or the SQLite file's
+   ``PRIMARY KEY`` / ``REFERENCES`` constraints). A declared self-reference
+   (``employees.manager_id -> employees``) is dropped with a warning and the column kept as an
+   ordinary categorical column (a number column without an id-like name becomes
+   ``category``): the project's rule, see :mod:`rdbpfn.database`.
+2. given: ``primary_keys={"orders": "order_id"}``, ``foreign_keys={"orders": {"customer_id":
+   "customers"}}``, ``time_columns={"orders": "at"}``, keyed by table, add to the declared
+   ones. ``primary_keys={"t": None}`` says t has no primary key; ``foreign_keys={"t": {}}``
+   says t has no foreign keys beyond the declared ones (so none is inferred);
+   ``foreign_keys={"t": {"c": None}}`` drops a declared one. Where a given key contradicts a
+   declared one, for SQLite the argument wins, with a warning (a file's DDL is often not yours
+   to edit); for the schema dict and ``schema.json`` it is an error (both are yours: make them
+   agree). A given self-reference is an error.
+3. inferred (``infer_keys=True``, the default; ``False`` turns it off): only what is neither
+   declared nor given: a table's primary key when it has none (:func:`inferred_primary_key`),
+   then a table's foreign keys when it has none (:func:`inferred_foreign_keys`; never one that
+   would close a cycle). Every inferred key is reported: one :class:`KeyInferenceWarning`
+   lists them and the near misses (a name that fits but values that are not all contained,
+   several parents that fit), and ``db.inferred_keys`` keeps them.
+
 featuretools is imported only inside the two EntitySet converters: it is heavy to import and
 only the reference engine and these converters need it.
 """
@@ -12,85 +35,500 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 
-from rdbpfn.table import MISSING_TIME, Table
+from rdbpfn.table import MISSING_TIME, Table, is_id_like
 
 if TYPE_CHECKING:
     import featuretools as ft
 
-__all__ = ["MADE_INDEX", "SCHEMA_FILE", "DatabaseFormats"]
+__all__ = ["MADE_INDEX", "SCHEMA_FILE", "DatabaseFormats", "KeyInferenceWarning",
+           "dropped_self_reference", "inferred_foreign_keys", "inferred_primary_key"]
 
 MADE_INDEX = "__row__"
 """Index column given to a table without a primary key in an EntitySet (DFS still counts
 its rows with ``COUNT``)."""
 
 SCHEMA_FILE = "schema.json"
-"""Name of the schema file that :meth:`DatabaseFormats.from_folder` reads."""
+"""Name of the schema file that :meth:`DatabaseFormats.from_folder` reads when present."""
+
+TABLE_FILE_SUFFIXES = (".parquet", ".csv")
+"""Files that :meth:`DatabaseFormats.from_folder` reads as tables, preferred first."""
+
+_SCHEMA_ENTRIES = ("primary_key", "foreign_keys", "time_column", "file")
+
+
+class KeyInferenceWarning(UserWarning):
+    """A reader inferred keys (listed in the message and in ``db.inferred_keys``).
+
+    Pass the keys explicitly, or ``infer_keys=False``, to make the schema yours;
+    ``warnings.simplefilter("ignore", KeyInferenceWarning)`` silences the report.
+    """
+
+
+def dropped_self_reference(table: str, column: str) -> str:
+    """The message of a dropped self-reference (the readers here and ``priors.ddl``)."""
+    return (
+        f"table {table!r}: foreign key {column!r} points at its own table (a self-reference), "
+        f"which DFS cannot walk; the foreign key was dropped and {column!r} is kept as an "
+        "ordinary column"
+    )
+
+
+# ------------------------------------------------------------------------ key inference
+def _normalized(name: object) -> str:
+    """``Order_ID``, ``orderId``, ``order-id`` -> ``orderid``."""
+    return re.sub(r"[\W_]", "", str(name)).lower()
+
+
+def _stems(table: str) -> set[str]:
+    """Normalized table name and its English singulars (``categories`` -> ``category``)."""
+    name = _normalized(table)
+    stems = {name}
+    if name.endswith("ies"):
+        stems.add(name[:-3] + "y")
+    if name.endswith(("ses", "xes", "zes", "ches", "shes")):
+        stems.add(name[:-2])
+    if name.endswith("s") and not name.endswith("ss"):
+        stems.add(name[:-1])
+    return stems - {""}
+
+
+def _key_like(series: pd.Series, floats: bool) -> bool:
+    """Integers, text or categories (and, with ``floats``, whole-number floats: an integer
+    column with nulls read from CSV)."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return False
+    if (pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
+        return True
+    if floats and pd.api.types.is_float_dtype(dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        return bool(np.all(np.isfinite(values) & (values == np.round(values))))
+    return False
+
+
+def inferred_primary_key(
+    table: str, frame: pd.DataFrame, taken: Collection[str] = (),
+) -> str | None:
+    """The primary key that names and values suggest, or None.
+
+    A candidate is named ``id``, ``<table>_id``, ``<singular table>_id`` or ``<table>Id``
+    (case, ``_``, ``-`` and spaces ignored: ``orders`` -> ``id``, ``order_id``, ``orderId``,
+    ``OrderID``, ``orders_id``), is not in ``taken`` (the table's other roles), holds integers
+    or text, and is unique and non-null. ``id`` comes first, then frame order.
+    """
+    wanted = {"id"} | {stem + "id" for stem in _stems(table)}
+    names = [c for c in frame.columns if c not in taken and _normalized(c) in wanted]
+    names.sort(key=lambda c: _normalized(c) != "id")  # stable: frame order otherwise
+    for column in names:
+        series = frame[column]
+        if _key_like(series, floats=False) and series.notna().all() and series.is_unique:
+            return str(column)
+    return None
+
+
+def inferred_foreign_keys(
+    table: str, frame: pd.DataFrame, parents: Mapping[str, tuple[str, pd.Series]],
+    taken: Collection[str] = (),
+) -> tuple[dict[str, str], list[str]]:
+    """Foreign keys that names and values suggest: ``({column: parent}, notes)``.
+
+    A column (not in ``taken``) links to a parent table when its name is the parent's key
+    name (``customer_id`` -> ``customers.customer_id``; not a bare ``id``) or
+    ``<parent or its singular>_id`` (``customer_id`` -> ``customers.id``), it holds integers,
+    text or whole-number floats, and its non-null values (at least one) are all among the
+    parent's key values (containment, one hash lookup per value). A column that fits several
+    parents, or whose name fits but whose values are not all contained, is left out and
+    described in ``notes``.
+
+    Args:
+        parents: ``{table: (primary key name, key values)}`` of every table with a primary
+            key; ``table`` itself is skipped (self-references are never inferred).
+    """
+    found: dict[str, str] = {}
+    notes: list[str] = []
+    for column in frame.columns:
+        if column in taken:
+            continue
+        name = _normalized(column)
+        candidates = [
+            parent for parent, (key, _) in parents.items()
+            if parent != table and (
+                (name == _normalized(key) and name != "id")
+                or name in {stem + "id" for stem in _stems(parent)}
+            )
+        ]
+        if not candidates or not _key_like(frame[column], floats=True):
+            continue
+        values = frame[column].dropna()
+        if values.empty:
+            continue
+        shares = {p: float(values.isin(parents[p][1]).mean()) for p in candidates}
+        contained = [p for p, share in shares.items() if share == 1.0]
+        if not contained:
+            notes += [
+                f"{table}.{column} -> {p}: only {np.floor(share * 100):.0f}% of its values "
+                f"are keys of {p}"
+                for p, share in shares.items()
+            ]
+        elif len(contained) > 1:
+            notes.append(
+                f"{table}.{column} matches {contained} by name and containment; choose with "
+                f"foreign_keys={{{table!r}: {{{str(column)!r}: ...}}}}"
+            )
+        elif contained:
+            found[str(column)] = contained[0]
+    return found, notes
+
+
+# ------------------------------------------------------------------ schema assembly
+@dataclass
+class _Keys:
+    """Keys and time column of one table while a reader assembles them."""
+
+    primary_key: str | None = None
+    foreign_keys: dict[str, str] = field(default_factory=dict)
+    time_column: str | None = None
+    primary_key_said: bool = False
+    """Declared or given (None included): never inferred."""
+    foreign_keys_said: bool = False
+    references: dict[str, str] = field(default_factory=dict)
+    """Declared foreign key -> the parent column it references (SQLite), checked to be the
+    parent's primary key once the arguments are applied."""
+
+
+def _check_arguments(
+    names: list[str],
+    primary_keys: Mapping[str, str | None] | None,
+    foreign_keys: Mapping[str, Mapping[str, str | None]] | None,
+    time_columns: Mapping[str, str | None] | None,
+) -> None:
+    examples = {"primary_keys": "{'orders': 'order_id'}",
+                "foreign_keys": "{'orders': {'customer_id': 'customers'}}",
+                "time_columns": "{'orders': 'created_at'}"}
+    arguments = {"primary_keys": primary_keys, "foreign_keys": foreign_keys,
+                 "time_columns": time_columns}
+    for argument, given in arguments.items():
+        if given is None:
+            continue
+        if not isinstance(given, Mapping):
+            raise TypeError(
+                f"{argument} must be a dict keyed by table, e.g. {argument}="
+                f"{examples[argument]}; got {type(given).__name__}: {given!r}."
+            )
+        unknown = [t for t in given if t not in names]
+        if unknown:
+            raise ValueError(
+                f"{argument} names unknown tables {unknown}; tables are {names}."
+            )
+    for table, columns in (foreign_keys or {}).items():
+        if not isinstance(columns, Mapping):
+            raise TypeError(
+                f"foreign_keys[{table!r}] must map columns to parent tables, e.g. "
+                f"foreign_keys={examples['foreign_keys']}; got {columns!r}."
+            )
+        for column, parent in columns.items():
+            if parent == table:
+                raise ValueError(
+                    f"foreign_keys[{table!r}] makes {column!r} point at its own table (a "
+                    "self-reference), which DFS cannot walk; leave it out: the column stays an "
+                    "ordinary column."
+                )
+            if parent is not None and parent not in names:
+                raise ValueError(
+                    f"foreign_keys[{table!r}][{column!r}] points to table {parent!r}, which is "
+                    f"not among the tables {names}."
+                )
+
+
+def _conflict(message: str, arguments_win: bool) -> None:
+    if arguments_win:
+        warnings.warn(f"{message}; the argument wins.", stacklevel=5)
+    else:
+        raise ValueError(f"{message}. Make them agree, or give the key in only one place.")
+
+
+def _apply_arguments(
+    keys: dict[str, _Keys],
+    primary_keys: Mapping[str, str | None] | None,
+    foreign_keys: Mapping[str, Mapping[str, str | None]] | None,
+    time_columns: Mapping[str, str | None] | None,
+    source: str,
+    arguments_win: bool,
+) -> None:
+    for name, column in (primary_keys or {}).items():
+        entry = keys[name]
+        if entry.primary_key_said and entry.primary_key != column:
+            _conflict(
+                f"table {name!r}: primary_keys gives {column!r}, but {source} declares the "
+                f"primary key {entry.primary_key!r}", arguments_win,
+            )
+        entry.primary_key, entry.primary_key_said = column, True
+    for name, columns in (foreign_keys or {}).items():
+        entry = keys[name]
+        entry.foreign_keys_said = True
+        for column, parent in columns.items():
+            declared = entry.foreign_keys.get(column)
+            if declared is not None and declared != parent:
+                given = f"{column!r} -> {parent!r}" if parent else f"no foreign key {column!r}"
+                _conflict(
+                    f"table {name!r}: foreign_keys gives {given}, but {source} declares "
+                    f"{column!r} -> {declared!r}", arguments_win,
+                )
+            entry.references.pop(column, None)
+            if parent is None:
+                entry.foreign_keys.pop(column, None)
+            else:
+                entry.foreign_keys[column] = parent
+    for name, column in (time_columns or {}).items():
+        entry = keys[name]
+        if entry.time_column is not None and entry.time_column != column:
+            _conflict(
+                f"table {name!r}: time_columns gives {column!r}, but {source} declares the "
+                f"time column {entry.time_column!r}", arguments_win,
+            )
+        entry.time_column = column
+
+
+def _check_columns(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys]) -> None:
+    """Named columns exist, the time column is no key, foreign keys point at known tables."""
+    for name, entry in keys.items():
+        columns = list(frames[name].columns)
+        roles = [("primary key", entry.primary_key), ("time column", entry.time_column)]
+        roles += [("foreign key", column) for column in entry.foreign_keys]
+        for role, column in roles:
+            if column is not None and column not in columns:
+                raise ValueError(
+                    f"table {name!r}: {role} {column!r} is not one of its columns {columns}; "
+                    "fix the name."
+                )
+        if entry.time_column is not None and entry.time_column in (
+            entry.primary_key, *entry.foreign_keys
+        ):
+            raise ValueError(
+                f"table {name!r}: time column {entry.time_column!r} is also a key column; "
+                "name another time column."
+            )
+        for column, parent in entry.foreign_keys.items():
+            if parent not in keys:
+                raise ValueError(
+                    f"table {name!r}: foreign key {column!r} points to table {parent!r}, which "
+                    f"is not among the tables {list(keys)}; add that table or drop the key "
+                    f"with foreign_keys={{{name!r}: {{{column!r}: None}}}}."
+                )
+
+
+def _check_references(keys: dict[str, _Keys]) -> None:
+    """Declared references (SQLite) point at their parent's primary key."""
+    for name, entry in keys.items():
+        for column, parent in entry.foreign_keys.items():
+            drop = f"drop it with foreign_keys={{{name!r}: {{{column!r}: None}}}}"
+            target, key = entry.references.get(column), keys[parent].primary_key
+            if target is not None and target.lower() != str(key).lower():
+                raise ValueError(
+                    f"table {name!r}: foreign key {column!r} references {parent}.{target}, "
+                    f"which is not {parent!r}'s single-column primary key ({key!r}); only "
+                    f"such foreign keys are supported. Make it the key with primary_keys="
+                    f"{{{parent!r}: {target!r}}}, or {drop}."
+                )
+
+
+def _infer(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys]) -> list[str]:
+    """Fill undeclared primary keys, then undeclared foreign keys; return the report."""
+    report: list[str] = []
+    for name, entry in keys.items():
+        if entry.primary_key_said:
+            continue
+        taken = {entry.time_column, *entry.foreign_keys} - {None}
+        column = inferred_primary_key(name, frames[name], taken)
+        if column is not None:
+            entry.primary_key = column
+            report.append(f"{name}.{column} (primary key, inferred: name and unique non-null "
+                          "values)")
+    parents = {
+        name: (entry.primary_key, frames[name][entry.primary_key])
+        for name, entry in keys.items() if entry.primary_key is not None
+    }
+    graph = nx.DiGraph()  # child -> parent
+    graph.add_nodes_from(keys)
+    graph.add_edges_from((n, p) for n, e in keys.items() for p in e.foreign_keys.values())
+    notes: list[str] = []
+    for name, entry in keys.items():
+        if entry.foreign_keys_said or entry.foreign_keys:
+            continue
+        taken = {entry.primary_key, entry.time_column} - {None}
+        found, ambiguous = inferred_foreign_keys(name, frames[name], parents, taken)
+        notes += ambiguous
+        for column, parent in found.items():
+            if nx.has_path(graph, parent, name):
+                notes.append(f"{name}.{column} -> {parent} would close a cycle")
+                continue
+            graph.add_edge(name, parent)
+            entry.foreign_keys[column] = parent
+            report.append(f"{name}.{column} -> {parent} (inferred: name and 100% containment)")
+    if report or notes:
+        warnings.warn(
+            "inferred keys (pass them with primary_keys=/foreign_keys= to make them explicit, "
+            "or infer_keys=False to turn inference off): " + ("; ".join(report) or "none")
+            + (". Not inferred: " + "; ".join(notes) if notes else "") + ".",
+            KeyInferenceWarning, stacklevel=4,
+        )
+    return report
+
+
+def _declared_from_schema(
+    schema: Mapping[str, Any], names: list[str], source: str,
+) -> dict[str, _Keys]:
+    unknown = [t for t in schema if t not in names]
+    if unknown:
+        raise ValueError(
+            f"{source} describes tables {unknown} that are not among the frames {names}."
+        )
+    declared = {}
+    for name, spec in schema.items():
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"{source}: the entry of table {name!r} must be an object with "
+                             f"entries among {list(_SCHEMA_ENTRIES)}, got {spec!r}.")
+        extra = set(spec) - set(_SCHEMA_ENTRIES)
+        if extra:
+            raise ValueError(
+                f"schema of table {name!r} has unknown entries {sorted(extra)}; allowed: "
+                "primary_key, foreign_keys, time_column, file."
+            )
+        declared[name] = _Keys(
+            primary_key=spec.get("primary_key"),
+            foreign_keys=dict(spec.get("foreign_keys") or {}),
+            time_column=spec.get("time_column"),
+            primary_key_said="primary_key" in spec,
+            foreign_keys_said="foreign_keys" in spec,
+        )
+    return declared
 
 
 class DatabaseFormats:
     """Readers (class methods) and writers of :class:`~rdbpfn.database.Database`.
 
     A mixin: every method relies on the database's ``tables``, ``relationships`` and
-    ``foreign_key_codes`` and on ``cls(tables, validate=..., missing_foreign_keys=...)``.
+    ``foreign_key_codes`` and on ``cls(tables, validate=..., missing_foreign_keys=...,
+    static_tables=...)``.
     """
 
     tables: dict[str, Table]
+    inferred_keys: list[str]
+
+    @classmethod
+    def _from_frames(
+        cls,
+        frames: Mapping[str, pd.DataFrame],
+        declared: dict[str, _Keys],
+        source: str,
+        arguments_win: bool,
+        primary_keys: Mapping[str, str | None] | None,
+        foreign_keys: Mapping[str, Mapping[str, str | None]] | None,
+        time_columns: Mapping[str, str | None] | None,
+        infer_keys: bool,
+        validate: bool,
+        missing_foreign_keys: str,
+        static_tables: Collection[str] | None,
+    ) -> Self:
+        """Declared keys + arguments + inference (see the module docstring) -> Database."""
+        names = list(frames)
+        _check_arguments(names, primary_keys, foreign_keys, time_columns)
+        keys = {name: declared.get(name) or _Keys() for name in names}
+        frames = dict(frames)
+        for name, entry in keys.items():
+            for column in [c for c, parent in entry.foreign_keys.items() if parent == name]:
+                warnings.warn(dropped_self_reference(name, column) + f" (declared in {source}).",
+                              stacklevel=3)
+                del entry.foreign_keys[column]
+                entry.references.pop(column, None)
+                if column not in frames[name].columns:
+                    continue
+                series = frames[name][column]
+                if (pd.api.types.is_numeric_dtype(series.dtype)
+                        and not pd.api.types.is_bool_dtype(series.dtype)
+                        and not is_id_like(column, series)):
+                    # its values name rows: counted (MODE, NUM_UNIQUE), never averaged
+                    frames[name] = frames[name].assign(**{column: series.astype("category")})
+        _apply_arguments(keys, primary_keys, foreign_keys, time_columns, source, arguments_win)
+        _check_columns(frames, keys)
+        report = _infer(frames, keys) if infer_keys else []
+        _check_references(keys)
+        tables = {
+            name: Table(frames[name], entry.primary_key, entry.foreign_keys, entry.time_column)
+            for name, entry in keys.items()
+        }
+        database = cls(tables, validate=validate, missing_foreign_keys=missing_foreign_keys,
+                       static_tables=static_tables)  # type: ignore[call-arg]
+        database.inferred_keys = report
+        return database
 
     @classmethod
     def from_dataframes(
         cls,
         frames: Mapping[str, pd.DataFrame],
-        schema: Mapping[str, Mapping[str, Any]],
+        schema: Mapping[str, Mapping[str, Any]] | None = None,
         validate: bool = True,
         missing_foreign_keys: str = "raise",
+        *,
+        primary_keys: Mapping[str, str | None] | None = None,
+        foreign_keys: Mapping[str, Mapping[str, str | None]] | None = None,
+        time_columns: Mapping[str, str | None] | None = None,
+        infer_keys: bool = True,
+        static_tables: Collection[str] | None = None,
     ) -> Self:
-        """Build from DataFrames and a schema dict.
+        """Build from DataFrames, a schema dict and/or key arguments.
 
         Args:
             frames: ``{table: DataFrame}``.
             schema: ``{table: {"primary_key": ..., "foreign_keys": {...},
-                "time_column": ...}}``; every key optional, tables missing from the schema
-                have no keys and no time column.
+                "time_column": ...}}``; every entry optional; what it leaves out can come
+                from the arguments or inference.
+            primary_keys, foreign_keys, time_columns: keys by table, added to the schema's;
+                a contradiction with it is an error (see the module docstring).
+            infer_keys: infer what neither the schema nor the arguments say (see the module
+                docstring); every inferred key is reported.
+            static_tables: see :class:`~rdbpfn.database.Database`.
+        Raises:
+            ValueError: unknown tables or columns, contradicting keys, or a failed check of
+                :class:`~rdbpfn.database.Database`.
         """
-        unknown = set(schema) - set(frames)
-        if unknown:
-            raise ValueError(
-                f"schema describes tables {sorted(unknown)} that are not among the frames "
-                f"{list(frames)}."
-            )
-        tables = {}
-        for name, frame in frames.items():
-            spec = dict(schema.get(name, {}))
-            extra = set(spec) - {"primary_key", "foreign_keys", "time_column", "file"}
-            if extra:
-                raise ValueError(
-                    f"schema of table {name!r} has unknown entries {sorted(extra)}; allowed: "
-                    "primary_key, foreign_keys, time_column, file."
-                )
-            tables[name] = Table(
-                frame,
-                primary_key=spec.get("primary_key"),
-                foreign_keys=spec.get("foreign_keys"),
-                time_column=spec.get("time_column"),
-            )
-        return cls(tables, validate=validate, missing_foreign_keys=missing_foreign_keys)
+        names = list(frames)
+        declared = _declared_from_schema(schema or {}, names, "schema")
+        return cls._from_frames(
+            frames, declared, "the schema", False, primary_keys, foreign_keys, time_columns,
+            infer_keys, validate, missing_foreign_keys, static_tables,
+        )
 
     @classmethod
     def from_folder(
-        cls, path: str | os.PathLike[str], validate: bool = True,
+        cls,
+        path: str | os.PathLike[str],
+        validate: bool = True,
         missing_foreign_keys: str = "raise",
+        *,
+        primary_keys: Mapping[str, str | None] | None = None,
+        foreign_keys: Mapping[str, Mapping[str, str | None]] | None = None,
+        time_columns: Mapping[str, str | None] | None = None,
+        infer_keys: bool = True,
+        static_tables: Collection[str] | None = None,
     ) -> Self:
-        """Build from a folder of ``<table>.csv`` / ``<table>.parquet`` files + ``schema.json``.
+        """Build from a folder of ``<table>.csv`` / ``<table>.parquet`` files.
 
-        ``schema.json`` format::
+        With a ``schema.json``, it lists the tables and declares their keys::
 
             {"tables": {
                 "users":  {"primary_key": "id"},
@@ -98,67 +536,103 @@ class DatabaseFormats:
                            "time_column": "created_at", "file": "orders_2024.parquet"}}}
 
         Every table of the database is listed under "tables" (in the order DFS should use);
-        "file" is optional (default: ``<table>.parquet``, else ``<table>.csv``). CSV time
-        columns are parsed by the database (strings -> datetimes).
+        "file" is optional (default: ``<table>.parquet``, else ``<table>.csv``). Without a
+        ``schema.json``, every ``.parquet`` and ``.csv`` file is a table named after it, in
+        name order (``x.parquet`` wins over ``x.csv``), and the keys come from the arguments
+        and inference. CSV time columns are parsed by the database (strings -> datetimes).
+
+        Args:
+            primary_keys, foreign_keys, time_columns, infer_keys, static_tables: as in
+                :meth:`from_dataframes`; a contradiction with ``schema.json`` is an error.
         """
         folder = Path(path)
+        if not folder.is_dir():
+            raise ValueError(
+                f"{folder} is not a folder; pass the folder that holds the table files (and, "
+                f"optionally, a {SCHEMA_FILE}: see Database.from_folder's docstring)."
+            )
         schema_path = folder / SCHEMA_FILE
-        if not schema_path.is_file():
-            raise ValueError(
-                f"{folder} has no {SCHEMA_FILE}; write one (see Database.from_folder's "
-                "docstring for the format)."
-            )
-        try:
-            schema = json.loads(schema_path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{schema_path} is not valid JSON: {error}.") from None
-        if not isinstance(schema, dict) or not isinstance(schema.get("tables"), dict):
-            raise ValueError(
-                f"{schema_path} must be an object with a 'tables' object, got "
-                f"{type(schema).__name__}: {str(schema)[:200]}."
-            )
-        frames = {}
-        for name, spec in schema["tables"].items():
-            candidates = (
-                [spec["file"]] if isinstance(spec, dict) and spec.get("file")
-                else [f"{name}.parquet", f"{name}.csv"]
-            )
-            found = [folder / c for c in candidates if (folder / c).is_file()]
-            if not found:
+        if schema_path.is_file():
+            try:
+                schema = json.loads(schema_path.read_text())
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{schema_path} is not valid JSON: {error}.") from None
+            if not isinstance(schema, dict) or not isinstance(schema.get("tables"), dict):
                 raise ValueError(
-                    f"table {name!r}: none of {candidates} exists in {folder}; add the file "
-                    "or set 'file' in the schema."
+                    f"{schema_path} must be an object with a 'tables' object, got "
+                    f"{type(schema).__name__}: {str(schema)[:200]}."
                 )
-            file = found[0]
+            specs = schema["tables"]
+            files = {}
+            for name, spec in specs.items():
+                candidates = (
+                    [spec["file"]] if isinstance(spec, dict) and spec.get("file")
+                    else [name + suffix for suffix in TABLE_FILE_SUFFIXES]
+                )
+                found = [folder / c for c in candidates if (folder / c).is_file()]
+                if not found:
+                    raise ValueError(
+                        f"table {name!r}: none of {candidates} exists in {folder}; add the "
+                        "file or set 'file' in the schema."
+                    )
+                files[name] = found[0]
+        else:
+            specs = {}
+            files = {}
+            for file in sorted(folder.iterdir(), key=lambda f: (f.stem, f.suffix != ".parquet")):
+                if file.is_file() and file.suffix in TABLE_FILE_SUFFIXES:
+                    files.setdefault(file.stem, file)
+            if not files:
+                raise ValueError(
+                    f"{folder} has no {SCHEMA_FILE} and no .parquet or .csv files; add the "
+                    "table files (one per table, named after it)."
+                )
+        frames = {}
+        for name, file in files.items():
             if file.suffix == ".parquet":
                 frames[name] = pd.read_parquet(file)
             elif file.suffix == ".csv":
                 frames[name] = pd.read_csv(file)
             else:
                 raise ValueError(f"table {name!r}: {file.name} is neither .csv nor .parquet.")
-        return cls.from_dataframes(
-            frames, schema["tables"], validate=validate,
-            missing_foreign_keys=missing_foreign_keys,
+        declared = _declared_from_schema(specs, list(frames), str(schema_path))
+        return cls._from_frames(
+            frames, declared, str(schema_path), False, primary_keys, foreign_keys,
+            time_columns, infer_keys, validate, missing_foreign_keys, static_tables,
         )
 
     @classmethod
     def from_sqlite(
         cls,
         database: str | os.PathLike[str] | sqlite3.Connection,
-        time_columns: Mapping[str, str] | None = None,
+        time_columns: Mapping[str, str | None] | None = None,
         tables: list[str] | None = None,
         validate: bool = True,
         missing_foreign_keys: str = "raise",
+        *,
+        primary_keys: Mapping[str, str | None] | None = None,
+        foreign_keys: Mapping[str, Mapping[str, str | None]] | None = None,
+        infer_keys: bool = True,
+        static_tables: Collection[str] | None = None,
     ) -> Self:
-        """Build from a SQLite file or connection; keys come from the database itself.
+        """Build from a SQLite file or connection; keys come from the database itself, the
+        arguments and inference (see the module docstring).
 
-        Primary keys are read with ``PRAGMA table_info`` (composite keys -> no primary key)
-        and foreign keys with ``PRAGMA foreign_key_list``. SQLite has no time type, so time
-        columns are named in ``time_columns={table: column}`` (parsed as datetimes).
+        Primary keys are read with ``PRAGMA table_info`` (a composite key declares none) and
+        foreign keys with ``PRAGMA foreign_key_list`` (a composite one is dropped with a
+        warning, as is a self-reference). SQLite has no time type, so time columns are named
+        in ``time_columns={table: column}`` (parsed as datetimes).
 
+        Args:
+            time_columns: ``{table: column}``.
+            tables: read only these tables (foreign keys to the others are left out).
+            primary_keys, foreign_keys: keys by table, added to the declared ones; where they
+                contradict a declared key the argument wins, with a warning.
+            infer_keys, static_tables: as in :meth:`from_dataframes`.
         Raises:
-            ValueError: a foreign key is composite or does not point at the parent's
-                primary key (not representable here), or a named table is absent.
+            ValueError: a named table is absent, or a foreign key does not point at a table
+                of the database or at its parent's primary key (not representable here; the
+                message says which argument fixes it).
         """
         own = not isinstance(database, sqlite3.Connection)
         connection = sqlite3.connect(os.fspath(database)) if own else database
@@ -169,55 +643,48 @@ class DatabaseFormats:
                     "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
                 )
             ]
+            everything = {n.lower(): n for n in names}
             if tables is not None:
                 absent = [t for t in tables if t not in names]
                 if absent:
                     raise ValueError(f"tables {absent} are not in the SQLite database {names}.")
                 names = list(tables)
-            time_columns = dict(time_columns or {})
-            built = {}
-            primary = {}
+            frames = {}
+            declared = {}
             for name in names:
                 info = connection.execute(f'PRAGMA table_info("{name}")').fetchall()
                 pk_columns = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
-                primary[name] = pk_columns[0] if len(pk_columns) == 1 else None
-            for name in names:
-                frame = pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
-                foreign_keys = {}
+                entry = _Keys(primary_key_said=len(pk_columns) == 1)
+                entry.primary_key = pk_columns[0] if len(pk_columns) == 1 else None
                 rows = connection.execute(f'PRAGMA foreign_key_list("{name}")').fetchall()
                 by_id: dict[int, list[tuple]] = {}
                 for row in rows:
                     by_id.setdefault(row[0], []).append(row)
+                entry.foreign_keys_said = bool(by_id)
                 for group in by_id.values():
                     parent, column, target = group[0][2], group[0][3], group[0][4]
+                    parent = everything.get(parent.lower(), parent)
                     if len(group) > 1:
-                        raise ValueError(
+                        warnings.warn(
                             f"table {name!r}: composite foreign key {[g[3] for g in group]} -> "
-                            f"{parent!r} is not supported; add a single-column key."
+                            f"{parent!r} is not supported and was dropped; its columns are "
+                            "kept as ordinary columns.", stacklevel=2,
                         )
-                    if parent not in names:
-                        if tables is not None:
-                            continue  # parent deliberately left out
-                        raise ValueError(
-                            f"table {name!r}: foreign key {column!r} points to {parent!r}, "
-                            "which is not a table of the SQLite database."
-                        )
-                    if target is not None and target != primary[parent]:
-                        raise ValueError(
-                            f"table {name!r}: foreign key {column!r} references "
-                            f"{parent}.{target}, which is not {parent!r}'s single-column "
-                            "primary key; only such foreign keys are supported."
-                        )
-                    foreign_keys[column] = parent
-                time_column = time_columns.get(name)
-                built[name] = Table(frame, primary[name], foreign_keys, time_column)
-            unknown = set(time_columns) - set(built)
-            if unknown:
-                raise ValueError(f"time_columns names unknown tables {sorted(unknown)}.")
+                        continue
+                    if tables is not None and parent not in names and parent in everything.values():
+                        continue  # parent deliberately left out by tables=
+                    entry.foreign_keys[column] = parent
+                    if target is not None:
+                        entry.references[column] = target
+                declared[name] = entry
+                frames[name] = pd.read_sql_query(f'SELECT * FROM "{name}"', connection)
         finally:
             if own:
                 connection.close()
-        return cls(built, validate=validate, missing_foreign_keys=missing_foreign_keys)
+        return cls._from_frames(
+            frames, declared, "the SQLite database", True, primary_keys, foreign_keys,
+            time_columns, infer_keys, validate, missing_foreign_keys, static_tables,
+        )
 
     @classmethod
     def from_entityset(cls, entityset: ft.EntitySet, validate: bool = True) -> Self:

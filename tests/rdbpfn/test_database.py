@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rdbpfn.database import Database
+from rdbpfn.database import Database, UndeclaredTimeWarning
 from rdbpfn.table import MISSING_TIME, Table, time_keys
 
 logging.getLogger("featuretools").setLevel(logging.ERROR)
@@ -88,8 +89,8 @@ def test_foreign_key_to_table_without_primary_key_message() -> None:
 def test_foreign_key_values_missing_in_parent_message_and_null_option() -> None:
     f = frames()
     orders = f["orders"].assign(user_id=[1, 7, 2, 9])
-    tables = {"users": Table(f["users"], "id"),
-              "orders": Table(orders, "id", {"user_id": "users"})}
+    tables = {"users": Table(f["users"], "id", time_column="joined"),
+              "orders": Table(orders, "id", {"user_id": "users"}, "at")}
     with pytest.raises(ValueError, match=r"foreign key 'user_id' has 2 values not found in "
                                          r"'users'\.id, e\.g\. 7, 9\. .*missing_foreign_keys"):
         Database(tables)
@@ -110,9 +111,58 @@ def test_schema_cycle_message() -> None:
     with pytest.raises(ValueError, match=r"the foreign keys form a cycle: a -> b -> c -> a\."):
         Database({"a": Table(a, "id", {"b_id": "b"}), "b": Table(b, "id", {"c_id": "c"}),
                   "c": Table(c, "id", {"a_id": "a"})}, validate=False)
+
+
+
+def test_self_reference_raises_and_says_what_the_readers_do() -> None:
     employees = pd.DataFrame({"id": [1, 2], "boss": [None, 1]})
-    with pytest.raises(ValueError, match=r"cycle: employees -> employees"):
+    with pytest.raises(ValueError, match=r"cycle: employees -> employees\. Table 'employees''s "
+                                         r"foreign key 'boss' points at its own table \(a "
+                                         r"self-reference\).*keep 'boss' as an ordinary column: "
+                                         r"that is what Database\.from_sqlite"):
         Database({"employees": Table(employees, "id", {"boss": "employees"})})
+    # the readers drop a declared one and keep the column (see test_formats for SQLite)
+    with pytest.warns(UserWarning, match=r"table 'employees': foreign key 'boss' points at its "
+                                         r"own table \(a self-reference\).*\(declared in the "
+                                         r"schema\)"):
+        db = Database.from_dataframes({"employees": employees}, {"employees": {
+            "primary_key": "id", "foreign_keys": {"boss": "employees"}}})
+    assert db.relationships == [] and db["employees"].column_kinds == {"boss": "categorical"}
+
+
+def test_undeclared_time_columns_warn_unless_declared_or_static() -> None:
+    f = frames()
+    users, orders = Table(f["users"], "id"), Table(f["orders"], "id", {"user_id": "users"})
+    with pytest.warns(UndeclaredTimeWarning) as caught:
+        Database({"users": users, "orders": orders})
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(
+        "tables without a time column have datetime columns ('users': ['joined']; 'orders': "
+        "['at']). DFS sees every row of such a table at every cutoff, so rows from the future "
+        "enter the features. If a column says when each row became known, declare it: "
+        "time_columns={'users': 'joined', 'orders': 'at'} in Database.from_sqlite/")
+    assert "static_tables=['users', 'orders']" in str(caught[0].message)
+    timed_orders = Table(f["orders"], "id", {"user_id": "users"}, "at")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndeclaredTimeWarning)
+        db = Database({"users": users, "orders": timed_orders}, static_tables=["users"])
+        Database({"users": Table(f["users"], "id", time_column="joined"),
+                  "orders": timed_orders})
+        Database({"users": users, "orders": orders}, validate=False)  # made by code
+        Database({"users": Table(f["users"].drop(columns="joined"), "id"),  # no datetimes
+                  "orders": timed_orders})
+    assert db.static_tables == {"users"}
+    assert db.undeclared_times() == {}
+    # text that parses as ISO dates counts (SQLite and CSV store times so); other text not
+    text = f["orders"].assign(at=["2020-01-05", None, "2020-02-07 10:00:00", "2020-03-01"],
+                              note=["2020", "a-b", "x", None])
+    with pytest.warns(UndeclaredTimeWarning, match=r"\('orders': \['at'\]\)"):
+        assert Database({"orders": Table(text, "id")}).undeclared_times() == {"orders": ["at"]}
+    with pytest.raises(ValueError, match=r"static_tables names unknown tables \['user'\]"):
+        Database({"users": users}, static_tables=["user"])
+    with pytest.raises(ValueError, match=r"static_tables lists \['orders'\], which have a time "
+                                         r"column \(\['at'\]\)"):
+        Database({"users": users, "orders": timed_orders}, static_tables=["users", "orders"])
 
 
 def test_unparseable_time_column_message() -> None:
@@ -185,7 +235,7 @@ def test_from_dataframes_and_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"table 'items': none of \['items.parquet', "
                                          r"'items.csv'\] exists"):
         Database.from_folder(tmp_path)
-    with pytest.raises(ValueError, match=r"has no schema.json"):
+    with pytest.raises(ValueError, match=r"nowhere is not a folder"):
         Database.from_folder(tmp_path / "nowhere")
 
 

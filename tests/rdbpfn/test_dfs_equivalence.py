@@ -98,7 +98,9 @@ def random_database(schema: str, seed: int, numeric_time: bool = False) -> Datab
                           else TIME_ORIGIN + pd.to_timedelta(days, "D"))
         tables[name] = Table(frame, None if name in NO_PRIMARY_KEY else "id", fks or None,
                              "t" if has_time else None)
-    return Database(tables)
+    # the untimed tables' datetime column `seen` is deliberately an ordinary column
+    static = [name for name, table in tables.items() if table.time_column is None]
+    return Database(tables, static_tables=static)
 
 
 def random_requests(db: Database, target: str, seed: int, n: int = 12,

@@ -264,6 +264,7 @@ def test_check_errors_name_what_is_wrong(text: str, message: str) -> None:
     assert message in str(error.value)
 
 
+@pytest.mark.filterwarnings("ignore::rdbpfn.database.UndeclaredTimeWarning")
 def test_check_needs_datetime_time_columns() -> None:
     query = Query("PREDICT COUNT(orders.*, 0, 30, days) FOR EACH customers.customer_id")
     timeless = Database({
