@@ -10,8 +10,9 @@ Two generated databases (seeded, nothing downloaded):
   stores, orders -> customers). Targets: orders at their own times, depth 2. Every target
   reaches its store's whole history, so a store-level aggregate sees up to n / 10 orders:
   the fan-out that a naive engine multiplies by the number of targets.
-- **many-to-many**: users <- purchases -> products. Targets: users at cutoffs, depth 2, so
-  a user's features go through the products they bought to everyone else who bought them.
+- **many-to-many**: users <- purchases -> products. Targets: users at cutoffs, depth 3, so
+  a user's features go through the products they bought to everyone else who bought them
+  (``MEAN(purchases.products.COUNT(purchases))``).
 
 Every (engine, case) runs in a fresh process (``python -m eval.dfs_scale --one ...``) that
 builds the database, computes the features and reports its wall time and its peak RSS
@@ -56,6 +57,11 @@ class Case:
     kind: str  # "hub" | "m2m"
     rows: int  # orders (hub) or purchases (many-to-many)
     targets: int
+
+    @property
+    def depth(self) -> int:
+        """DFS depth: 2 for the hub, 3 for many-to-many (to reach the other side)."""
+        return 2 if self.kind == "hub" else 3
 
 
 CASES = {
@@ -152,13 +158,14 @@ def run_one(case: Case, engine: str, featuretools_targets: int, seed: int = 0) -
     if engine == "featuretools":
         ids, cutoffs = ids[:featuretools_targets], cutoffs.iloc[:featuretools_targets]
     start = time.perf_counter()
-    frame = linearize(db, target, ids, cutoffs.to_numpy(), max_depth=2, engine=engine)
+    frame = linearize(db, target, ids, cutoffs.to_numpy(), max_depth=case.depth, engine=engine)
     seconds = time.perf_counter() - start
     result = {"case": case.name, "engine": engine, "targets": len(ids),
               "features": frame.shape[1], "seconds": seconds,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if engine == "featuretools":
-        ours = linearize(db, target, ids, cutoffs.to_numpy(), max_depth=2, engine="vectorized")
+        ours = linearize(db, target, ids, cutoffs.to_numpy(), max_depth=case.depth,
+                         engine="vectorized")
         found = differences(ours, frame)
         result["equal_to_vectorized"] = "yes" if not found else found[0]
     return result
@@ -200,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--one takes a case of {sorted(CASES)} and an engine of {ENGINES}")
         print(json.dumps(run_one(CASES[case], engine, args.featuretools_targets, args.seed)))
         return 0
-    print(f"DFS at scale, depth 2 (python {platform.python_version()}, {os.cpu_count()} cpus, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}); one process per row")
+    threads = os.environ.get("OMP_NUM_THREADS", "-")
+    print(f"DFS at scale, hub depth 2, many-to-many depth 3 (python "
+          f"{platform.python_version()}, {os.cpu_count()} cpus, OMP_NUM_THREADS={threads}); "
+          "one process per row")
     header = (f"{'case':<9} {'engine':<12} {'targets':>7} {'feats':>5} {'seconds':>9} "
               f"{'ms/target':>9} {'peak MB':>9}  equal to vectorized")
     print(header)
