@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.utils import estimator_checks
 
 from rdbpfn.database import Database
 from rdbpfn.forecast import backtest, fit_from_history, predict
@@ -61,6 +63,8 @@ def test_relational_classifier_learns_and_is_an_estimator(db: Database) -> None:
     assert len(model.features_) <= 100
     copy = clone(model)
     assert copy.database is db and not hasattr(copy, "features_")  # shared, not copied
+    piped = make_pipeline(model).fit(X.iloc[:half], y[:half]).predict_proba(X.iloc[half:])
+    np.testing.assert_array_equal(piped, proba)
     scores = cross_val_score(model, X, y, cv=2, scoring="roc_auc")
     assert np.all(scores > 0.7), scores
     assert np.array_equal(model.predict(X.iloc[half:half + 5]),
@@ -135,3 +139,15 @@ def test_backtest_scores_against_truth_heuristic_and_trees(db: Database, tmp_pat
     assert "mattered most" in (tmp_path / "backtest.md").read_text()
     with pytest.raises(ValueError, match=r"after .* the last time whose label window"):
         backtest(db, QUERY, ["2022-12-30"], verbose=False)
+
+
+@pytest.mark.parametrize("check", [
+    "check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
+    "check_parameters_default_constructible", "check_estimator_cloneable",
+    "check_estimator_repr", "check_estimator_tags_renamed",
+])
+def test_scikit_learn_checks_that_apply(db: Database, check: str) -> None:
+    """The checks that do not feed X as a numeric array (ours is a frame of pairs)."""
+    function = getattr(estimator_checks, check)
+    model = RelationalClassifier(database=db, entity_table="customers")
+    function("RelationalClassifier", model)
