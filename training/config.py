@@ -125,6 +125,7 @@ class ValidationConfig:
     """
 
     every_steps: int = 200
+    every_minutes: float | None = None
     seed: int = 987_654_321
     synthetic_kinds: tuple[str, ...] = ("single_table", "relational")
     synthetic_episodes: int = 24
@@ -149,6 +150,9 @@ class ValidationConfig:
     def __post_init__(self) -> None:
         if self.every_steps < 1:
             raise ValueError(f"validation.every_steps must be >= 1, got {self.every_steps}")
+        if self.every_minutes is not None and not self.every_minutes > 0:
+            raise ValueError(
+                f"validation.every_minutes must be > 0 or null, got {self.every_minutes}")
         if self.select_metric not in SELECT_METRICS:
             raise ValueError(
                 f"validation.select_metric must be one of {SELECT_METRICS}, "

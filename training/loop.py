@@ -422,6 +422,7 @@ class _Runner:
         self.verbose = verbose
         self.clock = time.monotonic()
         self.last_save_time = self.clock
+        self.last_validation_time = self.clock
         self.last_plot_time = self.clock
         self.window = {"loss": 0.0, "steps": 0, "episodes": 0, "start": self.clock}
         self.digest_path = out_dir / DIGEST_DIR / f"rank{context.rank}.jsonl"
@@ -500,6 +501,7 @@ class _Runner:
         weights; rank 0 computes the metrics and writes the files.
         """
         self._tick()
+        self.last_validation_time = time.monotonic()
         self.optimizer.eval()
         self.model.eval()
         metrics: dict[str, float] = {}
@@ -644,16 +646,19 @@ class _Runner:
                 step = counters.step
                 if step % config.log_every_steps == 0:
                     self.log(phase_index)
-                if step % config.validation.every_steps == 0 or step == config.total_steps:
+                now = time.monotonic()
+                every_minutes = config.validation.every_minutes
+                timed_validation = every_minutes is not None and (
+                    now - self.last_validation_time > 60 * every_minutes)
+                timed_save = now - self.last_save_time > 60 * config.ckpt_every_minutes
+                out_of_time = now >= deadline
+                signalled = stop.signal_name is not None
+                timed_validation, save_now, out_of_time, signalled = self._agree(
+                    timed_validation, timed_save, out_of_time, signalled)
+                if (step % config.validation.every_steps == 0 or step == config.total_steps
+                        or timed_validation):
                     self.validate()
                     self.plot(force=False)
-                timed_save = time.monotonic() - self.last_save_time > 60 * (
-                    config.ckpt_every_minutes
-                )
-                out_of_time = time.monotonic() >= deadline
-                signalled = stop.signal_name is not None
-                save_now, out_of_time, signalled = self._agree(timed_save, out_of_time,
-                                                               signalled)
                 if step % config.ckpt_every_steps == 0 or save_now:
                     self.save_state()
                 if out_of_time or signalled:

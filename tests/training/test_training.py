@@ -289,6 +289,18 @@ def test_tiny_run_writes_every_artifact(tmp_path: Path) -> None:
         train(config, tmp_path, verbose=False)
 
 
+def test_timed_validation_runs_between_step_validations(tmp_path: Path) -> None:
+    """validation.every_minutes validates on the clock too (the GPU script's every minute)."""
+    config = config_from_mapping({"base": "tiny", "validation": {
+        "every_steps": 10**6, "every_minutes": 1e-9, "relational": False}})
+    train(config, tmp_path, verbose=False)
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["kind"] == "validation"]
+    assert steps == list(range(1, config.total_steps + 1))  # every step: the clock ran out
+    with pytest.raises(ValueError, match="every_minutes must be > 0"):
+        config_from_mapping({"base": "tiny", "validation": {"every_minutes": 0}})
+
+
 def test_same_seed_same_weights_and_resume_in_process(
     tmp_path: Path, long_tiny: TrainConfig, reference_run: Path
 ) -> None:
