@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
+from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb
 from rdbpfn.dfs.featuretools_engine import linearize_featuretools
 from rdbpfn.dfs.synthesis import build_features, check_primitives
 from rdbpfn.dfs.vectorized import DEFAULT_MAX_MEMORY_MB, evaluate_features
@@ -27,7 +28,7 @@ true values, recency and tenure (see :mod:`rdbpfn.dfs.synthesis`)."""
 DEFAULT_WINDOWS = ("7 days", "30 days", "90 days", "365 days")
 """Recent windows of the default ``COUNT`` / ``SUM`` aggregations over direct children."""
 
-ENGINES = ("auto", "vectorized", "featuretools")
+ENGINES = ("auto", "vectorized", "featuretools", "duckdb")
 
 
 def _entity_rows(db: Database, target_table: str, entity_ids: Any) -> np.ndarray:
@@ -130,8 +131,10 @@ def linearize(
             children, e.g. ``COUNT(orders, last 30 days)`` = rows in ``(cutoff - 30 days,
             cutoff]`` (``[cutoff - 30 days, cutoff)`` with ``include_cutoff_time=False``);
             ``()`` for none. Only for databases with datetime times.
-        engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), or "auto"
-            (= vectorized).
+        engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), "duckdb"
+            (set-based SQL in DuckDB, which spills to disk past its memory limit,
+            :data:`rdbpfn.dfs.duckdb_engine.MEMORY_LIMIT`; same values, the paper's six
+            primitives without windows so far), or "auto" (= vectorized).
         include_cutoff_time: see Cutoffs above.
         features: compute only these feature names (e.g. a selection made with
             :func:`rdbpfn.dfs.select_features`), in this order.
@@ -174,5 +177,8 @@ def linearize(
             frame = linearize_featuretools(db, target_table, rows, cutoff_keys, max_depth,
                                            primitives, chosen, include_cutoff_time)
         return frame[[f.name for f in chosen]]
+    if engine == "duckdb":
+        return evaluate_features_duckdb(db, target_table, chosen, rows, cutoff_keys,
+                                        include_cutoff_time)
     return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time,
                              max_memory_mb)

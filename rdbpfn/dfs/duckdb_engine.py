@@ -1,0 +1,675 @@
+"""The DuckDB engine: DFS features as one set-based SQL plan that DuckDB runs out of core.
+
+It computes the features of :mod:`rdbpfn.dfs.vectorized` (the reference semantics) with the
+same values, inside DuckDB, which spills its sorts, hash joins and aggregates to a temp
+folder under its ``memory_limit``: databases and request lists larger than memory still run.
+
+**Inputs.** Each table reaches DuckDB as an Arrow table of what the plan reads, never parsed
+in SQL: ``rownum`` (row number), ``t`` (the table's int64 time keys, when it has a time
+column), ``k<i>`` (parent row of foreign key ``i``, from ``db.foreign_key_codes``, null
+when none) and value columns (numeric and boolean: float64, missing = null; categorical:
+int64 category codes). Both engines thus compare the same integers: a row is visible at
+cutoff ``c`` iff ``t <= c`` (``t < c`` with ``include_cutoff_time=False``); a row with a
+missing time (``MISSING_TIME``) never is, and tables without a time column always are.
+
+**Plan.** It follows the vectorized engine's request sets. A *domain* is a relation of the
+distinct ``(rownum, cutoff)`` pairs of one table reached by one path of hops (rownum -1 =
+an absent row); a feature's value depends only on that pair. The values of a set of
+features on a domain form one relation with a column per feature, defaults applied (COUNT
+and SUM over nothing are 0, everything else null), made of:
+
+- identity features: one join with the table;
+- direct features, per foreign key: a *hop* relation (each pair -> its parent row if the
+  parent is visible at the cutoff, else -1), the parents' distinct pairs as a new domain,
+  the parent features computed on it (recursively) and joined back;
+- aggregations, per backward path of foreign keys (children, grandchildren, ...):
+
+  * base *static* (a column of the last table, possibly through direct features: once a
+    row is visible its value no longer depends on the cutoff). The path is flattened to
+    ``(root row, t, value)``, ``t`` = the latest time along the path and the direct hops
+    (when the value becomes visible), and one ASOF join puts each row in the *bucket* of
+    the first cutoff among its root's pairs that sees it (rows no pair sees drop out).
+    "prefix" primitives (count, sum, mean, max, min) aggregate per (root, bucket), then
+    run over the buckets of each root (a window over at most as many rows as the domain
+    has pairs), read for every pair at once by one ASOF join on ``cutoff >= bucket``.
+    "per_value" primitives (mode) keep a running count per (root, value, bucket); the
+    (pair, value) pairs seen by the cutoff are read by one ASOF join, then aggregated.
+  * base that depends on the cutoff (an aggregation, ``MEAN(orders.SUM(items.price))``,
+    or a direct feature of one): one join of all the domain's pairs with their visible
+    descendants (the child request set), the base computed on the distinct
+    ``(child, cutoff)`` pairs (recursively), then one GROUP BY over all pairs.
+
+So depth 1 is two ASOF joins per (path, time signature) whatever the primitives; depth 2
+adds one hop or one child join per request set; nothing runs per request. How each
+primitive aggregates lives in one mapping, :data:`AGGREGATIONS`; a primitive missing from it
+raises a ValueError naming it.
+
+**Execution.** Each relation of the plan is one ``CREATE TEMP TABLE ... AS SELECT`` (dropped
+once nothing later reads it), then one final select, all on a cursor of a connection with
+:data:`MEMORY_LIMIT` and a private spill folder; temp tables spill too. Only the final
+(n, p) frame is fetched. One statement of CTEs would be the same plan, but DuckDB's
+optimizer takes minutes on the 100-250 CTEs of a depth-3 plan, and milliseconds on each
+piece. :func:`features_sql` shows the script.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from rdbpfn.database import Database
+from rdbpfn.dfs.synthesis import Feature, Link, links_of
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "AGGREGATIONS",
+    "MEMORY_LIMIT",
+    "TEMP_DIRECTORY",
+    "Aggregation",
+    "evaluate_features_duckdb",
+    "features_sql",
+]
+
+MEMORY_LIMIT = "2GB"
+"""DuckDB ``memory_limit`` of the connections this engine opens; past it DuckDB spills to
+disk. Override per call (``memory_limit=``) or for the process (assign this constant)."""
+
+TEMP_DIRECTORY: str | None = None
+"""Folder in which each call makes, and then removes, its spill folder; None = the system's
+temp folder. Override per call (``temp_directory=``) or by assigning this constant."""
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How one primitive aggregates the values ``{x}`` of a segment (the rows a request sees).
+
+    ``strategy="prefix"``: ``partials`` are ``(name, aggregate of {x}, merge)``; ``merge`` is
+    the aggregate that combines the partials of consecutive slices (count -> sum, max ->
+    max), so the aggregate over the rows visible at a cutoff is a running aggregate over
+    time. ``final`` combines the partials, named in braces.
+
+    ``strategy="per_value"``: the rows are first counted per distinct non-missing value;
+    ``final`` aggregates the (value ``{x}``, count ``{n}``) pairs of a segment.
+
+    ``default``: the value over no rows (SQL).
+
+    Both strategies assume the primitive skips missing values: a static base's value
+    enters a segment when it becomes visible (a direct hop's parent may appear after the
+    row). A primitive that counts rows whatever their value (``percent_true`` counts
+    missing as false) needs the row's own time for its denominator.
+    """
+
+    strategy: str
+    final: str
+    partials: tuple[tuple[str, str, str], ...] = ()
+    default: str = "NULL"
+
+
+AGGREGATIONS: dict[str, Aggregation] = {
+    "count": Aggregation("prefix", "{n}", (("n", "count({x})", "sum"),), default="0"),
+    "sum": Aggregation("prefix", "{s}", (("s", "sum({x})", "sum"),), default="0"),
+    "mean": Aggregation("prefix", "CASE WHEN {n} > 0 THEN {s} / {n} END",
+                        (("s", "sum({x})", "sum"), ("n", "count({x})", "sum"))),
+    "max": Aggregation("prefix", "{hi}", (("hi", "max({x})", "max"),)),
+    "min": Aggregation("prefix", "{lo}", (("lo", "min({x})", "min"),)),
+    # ties go to the smallest category code, as in the vectorized engine
+    "mode": Aggregation("per_value", "first({x} ORDER BY {n} DESC, {x})"),
+}
+"""primitive -> how DuckDB aggregates it. Missing values (null) are skipped by all."""
+
+_STRATEGIES = ("prefix", "per_value")
+_VALUE_KINDS = ("numeric", "boolean", "categorical", "index")
+_ROWS_SO_FAR = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+
+
+# ------------------------------------------------------------------ feature helpers
+def _unique(features: Sequence[Feature]) -> list[Feature]:
+    seen: dict[int, Feature] = {}
+    for feature in features:
+        seen.setdefault(id(feature), feature)
+    return list(seen.values())
+
+
+def _grouped(features: Sequence[Feature], key: Callable[[Feature], Hashable]
+             ) -> list[list[Feature]]:
+    """Features grouped by ``key``, groups in order of first appearance."""
+    groups: dict[Hashable, list[Feature]] = {}
+    for feature in features:
+        groups.setdefault(key(feature), []).append(feature)
+    return list(groups.values())
+
+
+def _direct_chain(feature: Feature) -> tuple[list[Link], Feature]:
+    """The forward links of a chain of direct features, and the feature at its end."""
+    links = []
+    while feature.kind == "direct":
+        assert feature.link is not None and feature.base is not None
+        links.append(feature.link)
+        feature = feature.base
+    return links, feature
+
+
+def _is_static(feature: Feature) -> bool:
+    """Whether a visible row's value of ``feature`` is the same at every cutoff: an identity
+    feature, possibly through direct features (only its visibility depends on the cutoff)."""
+    return _direct_chain(feature)[1].kind == "identity"
+
+
+def _check_supported(features: Sequence[Feature]) -> None:
+    """Raises a ValueError naming every feature (or base) this engine cannot compute."""
+    problems: list[str] = []
+    stack, seen = list(features), set()
+    while stack:
+        feature = stack.pop()
+        if id(feature) in seen:
+            continue
+        seen.add(id(feature))
+        if feature.kind == "aggregation":
+            if feature.primitive not in AGGREGATIONS:
+                problems.append(f"{feature.name}: unknown primitive {feature.primitive!r}")
+            elif AGGREGATIONS[feature.primitive].strategy not in _STRATEGIES:
+                problems.append(f"{feature.name}: strategy "
+                                f"{AGGREGATIONS[feature.primitive].strategy!r}")
+            elif getattr(feature, "window", None) is not None:
+                problems.append(f"{feature.name}: a recent window")
+        elif feature.kind not in ("identity", "direct"):
+            problems.append(f"{feature.name}: feature kind {feature.kind!r}")
+        elif feature.kind == "identity" and feature.value not in _VALUE_KINDS:
+            problems.append(f"{feature.name}: value {feature.value!r}")
+        if feature.base is not None:
+            stack.append(feature.base)
+    if problems:
+        raise ValueError(
+            f"engine='duckdb' cannot compute {len(problems)} features: {problems[:5]}. It "
+            f"knows the primitives {sorted(AGGREGATIONS)} without windows; pass those "
+            "(e.g. primitives=PAPER_PRIMITIVES, windows=()), use engine='vectorized', or "
+            "add the primitive to rdbpfn.dfs.duckdb_engine.AGGREGATIONS."
+        )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)[:24]
+
+
+# ------------------------------------------------------------------ the plan
+@dataclass
+class _Script:
+    """The SQL of one request: relations (temp tables) in dependency order, then the final
+    select."""
+
+    relations: list[tuple[str, str]]  # (name, SELECT statement)
+    final: str
+
+    def drops(self) -> list[list[str]]:
+        """For each relation statement, the relations no later statement reads (drop them
+        once it has run); those the final select reads are left to the connection."""
+        names = {name for name, _ in self.relations}
+        last_use: dict[str, int] = {}
+        for i, (_, sql) in enumerate(self.relations):
+            for word in set(re.findall(r"\w+", sql)) & names:
+                last_use[word] = i
+        for word in set(re.findall(r"\w+", self.final)) & names:
+            last_use.pop(word, None)
+        out: list[list[str]] = [[] for _ in self.relations]
+        for name, i in last_use.items():
+            out[i].append(name)
+        return out
+
+    def text(self) -> str:
+        statements = [f"CREATE TEMP TABLE {name} AS\n  {sql};" for name, sql in self.relations]
+        return "\n".join([*statements, self.final + ";"])
+
+
+class _Plan:
+    """Builds the SQL of one request from its features (see the module docstring)."""
+
+    def __init__(self, db: Database, include_cutoff_time: bool, prefix: str) -> None:
+        self.db = db
+        self.strict = not include_cutoff_time
+        self.prefix = prefix
+        self.requests = f"{prefix}requests"
+        self.relations: list[tuple[str, str]] = []
+        self.links_from: dict[str, list[Link]] = {name: [] for name in db.tables}
+        for link in links_of(db):
+            self.links_from[link.child].append(link)
+        self.value_columns: dict[str, dict[tuple[str, str], str]] = {}
+        self._ids: dict[int, int] = {}
+
+    # ---------------------------------------------------------------- naming
+    def relation(self, table: str) -> str:
+        """Name of the registered input relation of ``table``."""
+        self.value_columns.setdefault(table, {})
+        return f"{self.prefix}t{list(self.db.tables).index(table)}"
+
+    def value_column(self, table: str, column: str, value: str) -> str:
+        kind = "categorical" if value == "categorical" else "numeric"
+        columns = self.value_columns.setdefault(table, {})
+        return columns.setdefault((column, kind), f"x{len(columns)}")
+
+    def col(self, feature: Feature) -> str:
+        """Column of ``feature`` in every relation that holds it."""
+        return f"f{self._ids.setdefault(id(feature), len(self._ids))}"
+
+    def add(self, what: str, sql: str) -> str:
+        """A new relation (a temp table) holding the result of ``sql``."""
+        name = f"{self.prefix}q{len(self.relations)}_{what}"
+        self.relations.append((name, sql))
+        return name
+
+    def timed(self, table: str) -> bool:
+        return self.db[table].time_column is not None
+
+    def visible(self, time: str, cutoff: str) -> str:
+        """SQL: a row stamped ``time`` is visible at ``cutoff``."""
+        return f"{time} {'<' if self.strict else '<='} {cutoff}"
+
+    def identity(self, feature: Feature, alias: str) -> str:
+        """Value of an identity feature read from ``alias`` (its table, left-joined)."""
+        if feature.value == "index":
+            return f"CASE WHEN {alias}.rownum IS NOT NULL THEN 1.0::DOUBLE END"
+        assert feature.column is not None
+        return f"{alias}.{self.value_column(feature.table, feature.column, feature.value)}"
+
+    def finish(self, feature: Feature, expression: str) -> str:
+        """An aggregation's value with its default over nothing; NaN (inf - inf) as missing."""
+        assert feature.primitive is not None
+        default = AGGREGATIONS[feature.primitive].default
+        if default.upper() != "NULL":
+            expression = f"coalesce({expression}, {default})"
+        if feature.value == "categorical":
+            return expression
+        return f"nullif(CAST({expression} AS DOUBLE), 'NaN'::DOUBLE)"
+
+    # ---------------------------------------------------------------- statement
+    def build(self, target: str, features: Sequence[Feature]) -> _Script:
+        """The script: one row per request, in request order, a column per feature."""
+        if self.timed(target):
+            row = (f"CASE WHEN {self.visible('x.t', 'q.cutoff')} THEN q.rownum ELSE -1 END")
+            join = f" LEFT JOIN {self.relation(target)} AS x ON x.rownum = q.rownum"
+        else:
+            row, join = "q.rownum", ""
+        requests = self.add("requests", f"SELECT q.request, {row} AS rownum, q.cutoff "
+                                        f"FROM {self.requests} AS q{join}")
+        domain = self.add(f"domain_{_safe(target)}",
+                          f"SELECT DISTINCT rownum, cutoff FROM {requests}")
+        values = self.values(target, domain, features)
+        outputs = ", ".join(
+            (f"coalesce(v.{self.col(f)}, -1)" if f.value == "categorical"
+             else f"v.{self.col(f)}") + f" AS o{i}"
+            for i, f in enumerate(features))
+        final = (f"SELECT {outputs} FROM {requests} AS r JOIN {values} AS v "
+                 "ON v.rownum = r.rownum AND v.cutoff = r.cutoff ORDER BY r.request")
+        return _Script(list(self.relations), final)
+
+    def values(self, table: str, domain: str, features: Sequence[Feature]) -> str:
+        """A relation (rownum, cutoff, one column per feature) over every pair of ``domain``."""
+        features = _unique(features)
+        select, joins = ["d.rownum", "d.cutoff"], []
+        identity = [f for f in features if f.kind == "identity"]
+        if identity:
+            joins.append(f"LEFT JOIN {self.relation(table)} AS x ON x.rownum = d.rownum")
+            select += [f"{self.identity(f, 'x')} AS {self.col(f)}" for f in identity]
+        direct = [f for f in features if f.kind == "direct"]
+        for j, group in enumerate(_grouped(direct, lambda f: f.link.index)):
+            link = group[0].link
+            assert link is not None
+            hop, parent_values = self.forward(domain, link, [f.base for f in group])
+            joins += [
+                f"JOIN {hop} AS h{j} ON h{j}.rownum = d.rownum AND h{j}.cutoff = d.cutoff",
+                f"JOIN {parent_values} AS p{j} ON p{j}.rownum = h{j}.parent "
+                f"AND p{j}.cutoff = d.cutoff",
+            ]
+            select += [f"p{j}.{self.col(f.base)} AS {self.col(f)}" for f in group]
+        aggregations = [f for f in features if f.kind == "aggregation"]
+        n = 0
+        for group in _grouped(aggregations, lambda f: tuple(link.index for link in f.path)):
+            for relation, produced in self.aggregate(domain, group[0].path, group):
+                joins.append(f"LEFT JOIN {relation} AS a{n} "
+                             f"ON a{n}.rownum = d.rownum AND a{n}.cutoff = d.cutoff")
+                select += [f"{self.finish(f, f'a{n}.{self.col(f)}')} AS {self.col(f)}"
+                           for f in produced]
+                n += 1
+        return self.add(f"values_{_safe(table)}",
+                        f"SELECT {', '.join(select)}\n  FROM {domain} AS d "
+                        + "\n    ".join(joins))
+
+    def forward(self, domain: str, link: Link, bases: list[Feature]) -> tuple[str, str]:
+        """The hop child -> parent of every pair, and the bases' values on the parents."""
+        child = self.relation(link.child)
+        if self.timed(link.parent):
+            sql = (f"SELECT d.rownum, d.cutoff, coalesce(p.rownum, -1) AS parent "
+                   f"FROM {domain} AS d LEFT JOIN {child} AS c ON c.rownum = d.rownum "
+                   f"LEFT JOIN {self.relation(link.parent)} AS p ON p.rownum = c.k{link.index} "
+                   f"AND {self.visible('p.t', 'd.cutoff')}")
+        else:
+            sql = (f"SELECT d.rownum, d.cutoff, coalesce(c.k{link.index}, -1) AS parent "
+                   f"FROM {domain} AS d LEFT JOIN {child} AS c ON c.rownum = d.rownum")
+        hop = self.add(f"hop_{_safe(link.parent)}", sql)
+        parents = self.add(f"domain_{_safe(link.parent)}",
+                           f"SELECT DISTINCT parent AS rownum, cutoff FROM {hop}")
+        return hop, self.values(link.parent, parents, bases)
+
+    # ---------------------------------------------------------------- aggregations
+    def aggregate(self, domain: str, path: tuple[Link, ...], features: list[Feature]
+                  ) -> list[tuple[str, list[Feature]]]:
+        """Relations (rownum, cutoff, a column per feature; pairs without rows may be absent)
+        of the aggregations over one backward path, and the features each holds."""
+        out: list[tuple[str, list[Feature]]] = []
+        static = [f for f in features if _is_static(f.base)]
+        for group in _grouped(static, lambda f: self.time_signature(f.base)):
+            flat, timed = self.flatten(path, [f.base for f in group])
+            leaf = _safe(path[-1].child)
+            if timed:  # each row -> the first cutoff of its root's pairs that sees it
+                leaf_rows = self.add(f"seen_{leaf}", (
+                    f"SELECT l.*, b.cutoff AS bucket FROM ({flat}) AS l ASOF JOIN {domain} AS b "
+                    f"ON b.rownum = l.root AND l.t {'<' if self.strict else '<='} b.cutoff"))
+            else:
+                leaf_rows = self.add(f"flat_{leaf}", flat)
+            prefix = [f for f in group if AGGREGATIONS[f.primitive].strategy == "prefix"]
+            if prefix:
+                out.append((self.running(domain, leaf_rows, timed, prefix), prefix))
+            for feature in group:
+                if AGGREGATIONS[feature.primitive].strategy == "per_value":
+                    counts = self.running_counts(domain, leaf_rows, timed, feature)
+                    out.append((self.per_value(counts, feature), [feature]))
+        dynamic = [f for f in features if not _is_static(f.base)]
+        if dynamic:
+            segments = self.expand(domain, path, [f.base for f in dynamic])
+            prefix = [f for f in dynamic if AGGREGATIONS[f.primitive].strategy == "prefix"]
+            if prefix:
+                partials, finals = self.partials(prefix)
+                aggregates = ", ".join(f"{aggregate} AS {name}" for name, aggregate, _ in partials)
+                inner = (f"SELECT rownum, cutoff, {aggregates} FROM {segments} "
+                         "GROUP BY rownum, cutoff")
+                out.append((self.add("aggregates", f"SELECT r.rownum, r.cutoff, {finals} "
+                                                   f"FROM ({inner}) AS r"), prefix))
+            for feature in dynamic:
+                if AGGREGATIONS[feature.primitive].strategy == "per_value":
+                    x = self.col(feature.base)
+                    counts = self.add("value_counts", (
+                        f"SELECT rownum, cutoff, {x} AS x, count(*) AS n FROM {segments} "
+                        f"WHERE {x} IS NOT NULL GROUP BY rownum, cutoff, {x}"))
+                    out.append((self.per_value(counts, feature), [feature]))
+        return out
+
+    def time_signature(self, base: Feature) -> tuple[tuple[int, ...], ...]:
+        """The direct hops of a static base that reach a timed table (their times delay the
+        value): bases with equal signatures share one flattened relation."""
+        links, _ = _direct_chain(base)
+        return tuple(tuple(link.index for link in links[:i + 1])
+                     for i, link in enumerate(links) if self.timed(link.parent))
+
+    def flatten(self, path: tuple[Link, ...], bases: list[Feature]) -> tuple[str, bool]:
+        """The rows at the end of ``path`` as (root, t, a column per static base): ``root`` is
+        the row at the path's start, ``t`` when the values become visible (the latest time
+        along the path and the bases' direct hops; absent when no table there has a time).
+        Returns the SELECT and whether it has ``t``."""
+        k = len(path)
+        joins = [f"{self.relation(path[-1].child)} AS c{k}"]
+        for i in range(k - 1, 0, -1):  # c{i} is the parent of c{i+1} through path[i]
+            joins.append(f"JOIN {self.relation(path[i - 1].child)} AS c{i} "
+                         f"ON c{i}.rownum = c{i + 1}.k{path[i].index}")
+        times = [f"c{i + 1}.t" for i, link in enumerate(path) if self.timed(link.child)]
+        aliases: dict[tuple[int, ...], str] = {(): f"c{k}"}
+        columns = []
+        for base in _unique(bases):
+            links, identity = _direct_chain(base)
+            key: tuple[int, ...] = ()
+            for link in links:
+                source, key = aliases[key], (*key, link.index)
+                if key not in aliases:
+                    aliases[key] = alias = f"j{len(aliases)}"
+                    joins.append(f"LEFT JOIN {self.relation(link.parent)} AS {alias} "
+                                 f"ON {alias}.rownum = {source}.k{link.index}")
+                    if self.timed(link.parent):
+                        times.append(f"{alias}.t")
+            columns.append(f"{self.identity(identity, aliases[key])} AS {self.col(base)}")
+        root = f"c1.k{path[0].index}"
+        select = [f"{root} AS root"]
+        if len(times) == 1:
+            select.append(f"{times[0]} AS t")
+        elif times:
+            select.append(f"greatest({', '.join(times)}) AS t")
+        sql = (f"SELECT {', '.join(select + columns)} FROM {' '.join(joins)} "
+               f"WHERE {root} IS NOT NULL")
+        return sql, bool(times)
+
+    def partials(self, features: list[Feature]) -> tuple[list[tuple[str, str, str]], str]:
+        """The partial aggregates of the prefix ``features`` as ``(name, aggregate, merge)``
+        (``p0, p1, ...``, shared between features), and their finals (``... AS f<id>``) as
+        one SQL list over the partials of a relation aliased ``r``."""
+        names: dict[tuple[str, str], str] = {}
+        finals = []
+        for feature in features:
+            assert feature.primitive is not None and feature.base is not None
+            aggregation = AGGREGATIONS[feature.primitive]
+            mapping = {}
+            for name, aggregate, merge in aggregation.partials:
+                key = (aggregate.format(x=self.col(feature.base)), merge)
+                mapping[name] = "r." + names.setdefault(key, f"p{len(names)}")
+            finals.append(f"{aggregation.final.format(**mapping)} AS {self.col(feature)}")
+        partials = [(name, aggregate, merge) for (aggregate, merge), name in names.items()]
+        return partials, ", ".join(finals)
+
+    def running(self, domain: str, rows: str, timed: bool, features: list[Feature]) -> str:
+        """Prefix aggregations of static bases: partials per (root, bucket), running over the
+        buckets of each root (a window), read at each pair's cutoff by one ASOF join (one
+        equi-join when nothing is timed)."""
+        partials, finals = self.partials(features)
+        aggregates = ", ".join(f"{aggregate} AS {name}" for name, aggregate, _ in partials)
+        if timed:
+            merged = ", ".join(f"{merge}({name}) OVER w AS {name}" for name, _, merge in partials)
+            sql = (f"SELECT root, bucket, {merged} FROM (SELECT root, bucket, {aggregates} "
+                   f"FROM {rows} GROUP BY root, bucket) "
+                   f"WINDOW w AS (PARTITION BY root ORDER BY bucket {_ROWS_SO_FAR})")
+            totals = self.add("running", sql)
+            join = f"ASOF JOIN {totals} AS r ON r.root = d.rownum AND d.cutoff >= r.bucket"
+        else:
+            totals = self.add("totals", f"SELECT root, {aggregates} FROM {rows} GROUP BY root")
+            join = f"JOIN {totals} AS r ON r.root = d.rownum"
+        return self.add("aggregates", f"SELECT d.rownum, d.cutoff, {finals} "
+                                      f"FROM {domain} AS d {join}")
+
+    def running_counts(self, domain: str, rows: str, timed: bool, feature: Feature) -> str:
+        """Per-value aggregation of a static base: (rownum, cutoff, x, n) = how many rows
+        with value x each pair sees, for the values it sees at all."""
+        x = self.col(feature.base)
+        if not timed:
+            totals = (f"SELECT root, {x} AS x, count(*) AS n FROM {rows} "
+                      f"WHERE {x} IS NOT NULL GROUP BY root, {x}")
+            return self.add("value_counts", f"SELECT d.rownum, d.cutoff, s.x, s.n FROM "
+                                            f"{domain} AS d JOIN ({totals}) AS s "
+                                            "ON s.root = d.rownum")
+        first = self.add("first_seen", (
+            f"SELECT root, {x} AS x, min(bucket) AS bucket FROM {rows} "
+            f"WHERE {x} IS NOT NULL GROUP BY root, {x}"))
+        running = self.add("running_counts", (
+            f"SELECT root, {x} AS x, bucket, sum(count(*)) OVER (PARTITION BY root, {x} "
+            f"ORDER BY bucket {_ROWS_SO_FAR}) AS n FROM {rows} WHERE {x} IS NOT NULL "
+            f"GROUP BY root, {x}, bucket"))
+        pairs = self.add("seen_values", (
+            f"SELECT d.rownum, d.cutoff, s.x FROM {domain} AS d JOIN {first} AS s "
+            "ON s.root = d.rownum AND s.bucket <= d.cutoff"))
+        return self.add("value_counts", (
+            f"SELECT p.rownum, p.cutoff, p.x, r.n FROM {pairs} AS p ASOF JOIN {running} AS r "
+            "ON r.root = p.rownum AND r.x = p.x AND p.cutoff >= r.bucket"))
+
+    def per_value(self, counts: str, feature: Feature) -> str:
+        assert feature.primitive is not None
+        final = AGGREGATIONS[feature.primitive].final.format(x="x", n="n")
+        return self.add("per_value", f"SELECT rownum, cutoff, {final} AS {self.col(feature)} "
+                                     f"FROM {counts} GROUP BY rownum, cutoff")
+
+    def expand(self, domain: str, path: tuple[Link, ...], bases: list[Feature]) -> str:
+        """Every pair joined with its visible descendants along ``path`` (the child request
+        set), with the bases' values there: (rownum, cutoff, a column per base)."""
+        joins, previous = [f"{domain} AS d"], "d"
+        for i, link in enumerate(path, 1):
+            condition = f"c{i}.k{link.index} = {previous}.rownum"
+            if self.timed(link.child):
+                condition += f" AND {self.visible(f'c{i}.t', 'd.cutoff')}"
+            joins.append(f"JOIN {self.relation(link.child)} AS c{i} ON {condition}")
+            previous = f"c{i}"
+        leaf = path[-1].child
+        children = self.add(f"children_{_safe(leaf)}", (
+            f"SELECT d.rownum, d.cutoff, c{len(path)}.rownum AS child FROM {' '.join(joins)}"))
+        domain_of_children = self.add(f"domain_{_safe(leaf)}", (
+            f"SELECT DISTINCT child AS rownum, cutoff FROM {children}"))
+        bases = _unique(bases)
+        child_values = self.values(leaf, domain_of_children, bases)
+        columns = ", ".join(f"v.{self.col(base)}" for base in bases)
+        return self.add("segments", (
+            f"SELECT e.rownum, e.cutoff, {columns} FROM {children} AS e JOIN {child_values} "
+            "AS v ON v.rownum = e.child AND v.cutoff = e.cutoff"))
+
+    # ---------------------------------------------------------------- inputs
+    def inputs(self, rows: np.ndarray, cutoff_keys: np.ndarray) -> dict[str, pa.Table]:
+        """The Arrow tables the statement reads, by relation name."""
+        out = {self.requests: pa.table({
+            "request": pa.array(np.arange(len(rows), dtype=np.int64)),
+            "rownum": pa.array(rows),
+            "cutoff": pa.array(cutoff_keys),
+        })}
+        for table, columns in self.value_columns.items():
+            info = self.db[table]
+            arrays = {"rownum": pa.array(np.arange(len(info), dtype=np.int64))}
+            if info.time_column is not None:
+                arrays["t"] = pa.array(info.time_keys(table))
+            for link in self.links_from[table]:
+                codes = self.db.foreign_key_codes(table, link.column)
+                arrays[f"k{link.index}"] = pa.array(codes, mask=codes < 0)
+            for (column, kind), name in columns.items():
+                if kind == "categorical":
+                    codes = info.categorical_codes(column)[0]
+                    arrays[name] = pa.array(codes, mask=codes < 0)
+                else:  # NaN becomes null: missing, skipped by every aggregate
+                    arrays[name] = pa.array(info.numeric_values(column), from_pandas=True)
+            out[self.relation(table)] = pa.table(arrays)
+        return out
+
+
+# ------------------------------------------------------------------ entry points
+def features_sql(db: Database, target_table: str, features: Sequence[Feature],
+                 include_cutoff_time: bool = True) -> str:
+    """The SQL script :func:`evaluate_features_duckdb` runs, for reading or ``EXPLAIN``.
+
+    It reads ``requests(request, rownum, cutoff)`` and one relation ``t<i>`` per table (``i``
+    = the table's position in the database), as described in the module docstring.
+    """
+    _check_supported(features)
+    return _Plan(db, include_cutoff_time, prefix="").build(target_table, list(features)).text()
+
+
+def _run(connection: duckdb.DuckDBPyConnection, script: _Script, inputs: dict[str, pa.Table]
+         ) -> dict[str, np.ndarray]:
+    """Run ``script`` on a cursor of ``connection`` (its registered inputs and temp tables
+    vanish with the cursor) and fetch the final select, column by column."""
+    cursor = connection.cursor()
+    try:
+        for name, table in inputs.items():
+            cursor.register(name, table)
+        for (name, sql), done in zip(script.relations, script.drops(), strict=True):
+            cursor.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+            for finished in done:
+                cursor.execute(f"DROP TABLE {finished}")
+        return cursor.execute(script.final).fetchnumpy()
+    finally:
+        cursor.close()
+
+
+def evaluate_features_duckdb(
+    db: Database,
+    target_table: str,
+    features: Sequence[Feature],
+    rows: np.ndarray,
+    cutoff_keys: np.ndarray,
+    include_cutoff_time: bool = True,
+    *,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Compute ``features`` of ``target_table`` for each (row, cutoff) request in DuckDB.
+
+    Same arguments, output and values as :func:`rdbpfn.dfs.vectorized.evaluate_features`
+    (sums and means to float rounding).
+
+    Args:
+        db: the database.
+        target_table: table of the requested rows.
+        features: output features of ``target_table`` (from ``build_features``).
+        rows: (n,) int64 row numbers (-1 = unknown entity: all features missing/default).
+        cutoff_keys: (n,) int64 time keys (``LATEST_CUTOFF`` = no cutoff).
+        include_cutoff_time: rows stamped exactly at the cutoff are visible.
+        connection: run on this DuckDB connection (its settings are left as they are, the
+            inputs are registered under unique names and dropped after); None = a fresh
+            in-memory connection with ``memory_limit`` and a spill folder, closed after.
+        memory_limit: DuckDB memory limit of the fresh connection, e.g. "8GB";
+            None = :data:`MEMORY_LIMIT`.
+        temp_directory: folder for the fresh connection's spill folder;
+            None = :data:`TEMP_DIRECTORY`.
+        threads: DuckDB threads of the fresh connection; None = DuckDB's default (one per
+            core). Each thread needs buffers of its own: under a small ``memory_limit`` use
+            few threads.
+    Returns:
+        DataFrame (n, len(features)) with a RangeIndex: float64 columns, ``pd.Categorical``
+        for categorical features.
+    Raises:
+        ValueError: a feature needs a primitive (or a window) this engine lacks; ``rows``
+            and ``cutoff_keys`` of different lengths.
+    """
+    import duckdb  # imported on use, like featuretools in the reference engine
+
+    features = list(features)
+    _check_supported(features)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64).reshape(-1)
+    if len(rows) != len(cutoff_keys):
+        raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
+                         "pass one cutoff key per row.")
+    index = pd.RangeIndex(len(rows))
+    if not features:
+        return pd.DataFrame(index=index)
+    plan = _Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_")
+    script = plan.build(target_table, features)
+    inputs = plan.inputs(rows, cutoff_keys)
+    if connection is not None:
+        result = _run(connection, script, inputs)
+    else:
+        parent = temp_directory if temp_directory is not None else TEMP_DIRECTORY
+        with tempfile.TemporaryDirectory(prefix="rdbpfn-duckdb-", dir=parent) as spill:
+            config: dict[str, str | int | bool] = {
+                "memory_limit": memory_limit or MEMORY_LIMIT, "temp_directory": spill,
+                "preserve_insertion_order": False}
+            if threads is not None:
+                config["threads"] = threads
+            fresh = duckdb.connect(":memory:", config=config)
+            try:
+                result = _run(fresh, script, inputs)
+            finally:
+                fresh.close()
+    fetched = list(result.values())
+    assert len(fetched[0]) == len(rows), (len(fetched[0]), len(rows))
+    columns: dict[str, object] = {}
+    for feature, column in zip(features, fetched, strict=True):
+        # null (masked) cells are missing values; categorical codes have none
+        values = np.ma.filled(np.ma.asarray(column).astype(np.float64), np.nan)
+        if feature.value == "categorical":
+            assert feature.category is not None
+            categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
+            columns[feature.name] = pd.Categorical.from_codes(values.astype(np.int64),
+                                                              categories=categories)
+        else:
+            columns[feature.name] = values.astype(np.float64)
+    return pd.DataFrame(columns, index=index)
