@@ -35,11 +35,23 @@ and SUM over nothing are 0, everything else null), made of:
     "per_value" primitives (mode) keep a running count per (root, value, bucket); the
     (pair, value) pairs seen by the cutoff are read by one ASOF join, then aggregated.
   * base that depends on the cutoff (an aggregation, ``MEAN(orders.SUM(items.price))``,
-    or a direct feature of one): one join of all the domain's pairs with their visible
-    descendants (the child request set), the base computed on the distinct
-    ``(child, cutoff)`` pairs (recursively), then one GROUP BY over all pairs.
+    or a direct feature of one), a "rows" primitive (num_unique, percent_true,
+    time_since_first/last: they count rows whatever their value, or read the cutoff), or a
+    recent window (``COUNT(orders, last 30 days)``: the descendants must also be after
+    ``cutoff - window``, at or after with strict cutoffs): one join of all the domain's
+    pairs with their visible descendants (the child request set), the base computed on the
+    distinct ``(child, cutoff)`` pairs (recursively), then one GROUP BY over all pairs.
 
-So depth 1 is two ASOF joins per (path, time signature) whatever the primitives; depth 2
+- the age ``TIME_SINCE(<time column>)``: one join with the table, like identity features.
+
+**Time.** Differences to the cutoff follow :func:`rdbpfn.table.time_differences`: datetime
+keys are subtracted as integers (nanoseconds), then divided by 1e9; numeric-time databases
+get their times as float columns and a relation ``cutoffs(cutoff, now)`` of each cutoff
+key's float. A feature measured from the cutoff (an age, a window, a ``TIME_SINCE_*``, or
+built on one) is missing for a request without a cutoff (``LATEST_CUTOFF``).
+
+So depth 1 is two ASOF joins per (path, time signature) whatever the prefix and per-value
+primitives (the "rows" ones and windows add one child join per path and window); depth 2
 adds one hop or one child join per request set; nothing runs per request. How each
 primitive aggregates lives in one mapping, :data:`AGGREGATIONS`; a primitive missing from it
 raises a ValueError naming it.
@@ -67,6 +79,7 @@ import pyarrow as pa
 
 from rdbpfn.database import Database
 from rdbpfn.dfs.synthesis import Feature, Link, links_of
+from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences, time_keys
 
 if TYPE_CHECKING:
     import duckdb
@@ -101,18 +114,25 @@ class Aggregation:
     ``strategy="per_value"``: the rows are first counted per distinct non-missing value;
     ``final`` aggregates the (value ``{x}``, count ``{n}``) pairs of a segment.
 
+    ``strategy="rows"``: ``final`` is one SQL aggregate over the visible rows of a segment
+    (``{x}`` = the base's value, null when missing), computed by the one GROUP BY of a base
+    that depends on the cutoff (below). It serves primitives that count rows whatever their
+    value, or a value's time: ``elapsed=True`` means ``final`` is a time key (a table's
+    time column) and the feature is the time from it to the cutoff.
+
     ``default``: the value over no rows (SQL).
 
-    Both strategies assume the primitive skips missing values: a static base's value
-    enters a segment when it becomes visible (a direct hop's parent may appear after the
-    row). A primitive that counts rows whatever their value (``percent_true`` counts
-    missing as false) needs the row's own time for its denominator.
+    "prefix" and "per_value" assume the primitive skips missing values: a static base's
+    value enters a segment when it becomes visible (a direct hop's parent may appear after
+    the row). A primitive that counts rows whatever their value (``percent_true`` counts
+    missing as false) is a "rows" one.
     """
 
     strategy: str
     final: str
     partials: tuple[tuple[str, str, str], ...] = ()
     default: str = "NULL"
+    elapsed: bool = False
 
 
 AGGREGATIONS: dict[str, Aggregation] = {
@@ -124,11 +144,18 @@ AGGREGATIONS: dict[str, Aggregation] = {
     "min": Aggregation("prefix", "{lo}", (("lo", "min({x})", "min"),)),
     # ties go to the smallest category code, as in the vectorized engine
     "mode": Aggregation("per_value", "first({x} ORDER BY {n} DESC, {x})"),
+    # 0 when the segment has rows but no value; no rows -> no group -> NULL (featuretools)
+    "num_unique": Aggregation("rows", "count(DISTINCT {x})"),
+    # missing counts as false: true rows over all rows, in integers then one division
+    "percent_true": Aggregation(
+        "rows", "CAST(count(*) FILTER (WHERE {x} = 1) AS DOUBLE) / count(*)"),
+    "time_since_first": Aggregation("rows", "min({x})", elapsed=True),
+    "time_since_last": Aggregation("rows", "max({x})", elapsed=True),
 }
 """primitive -> how DuckDB aggregates it. Missing values (null) are skipped by all."""
 
-_STRATEGIES = ("prefix", "per_value")
-_VALUE_KINDS = ("numeric", "boolean", "categorical", "index")
+_STRATEGIES = ("prefix", "per_value", "rows")
+_VALUE_KINDS = ("numeric", "boolean", "categorical", "index", "time")
 _ROWS_SO_FAR = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 
 
@@ -180,9 +207,7 @@ def _check_supported(features: Sequence[Feature]) -> None:
             elif AGGREGATIONS[feature.primitive].strategy not in _STRATEGIES:
                 problems.append(f"{feature.name}: strategy "
                                 f"{AGGREGATIONS[feature.primitive].strategy!r}")
-            elif getattr(feature, "window", None) is not None:
-                problems.append(f"{feature.name}: a recent window")
-        elif feature.kind not in ("identity", "direct"):
+        elif feature.kind not in ("identity", "direct", "age"):
             problems.append(f"{feature.name}: feature kind {feature.kind!r}")
         elif feature.kind == "identity" and feature.value not in _VALUE_KINDS:
             problems.append(f"{feature.name}: value {feature.value!r}")
@@ -191,9 +216,9 @@ def _check_supported(features: Sequence[Feature]) -> None:
     if problems:
         raise ValueError(
             f"engine='duckdb' cannot compute {len(problems)} features: {problems[:5]}. It "
-            f"knows the primitives {sorted(AGGREGATIONS)} without windows; pass those "
-            "(e.g. primitives=PAPER_PRIMITIVES, windows=()), use engine='vectorized', or "
-            "add the primitive to rdbpfn.dfs.duckdb_engine.AGGREGATIONS."
+            f"knows the primitives {sorted(AGGREGATIONS)}; pass those, use "
+            "engine='vectorized', or add the primitive to "
+            "rdbpfn.dfs.duckdb_engine.AGGREGATIONS."
         )
 
 
@@ -238,6 +263,8 @@ class _Plan:
         self.strict = not include_cutoff_time
         self.prefix = prefix
         self.requests = f"{prefix}requests"
+        self.cutoffs = f"{prefix}cutoffs"
+        self.numeric_time = db.time_kind == "numeric"
         self.relations: list[tuple[str, str]] = []
         self.links_from: dict[str, list[Link]] = {name: [] for name in db.tables}
         for link in links_of(db):
@@ -252,7 +279,7 @@ class _Plan:
         return f"{self.prefix}t{list(self.db.tables).index(table)}"
 
     def value_column(self, table: str, column: str, value: str) -> str:
-        kind = "categorical" if value == "categorical" else "numeric"
+        kind = value if value in ("categorical", "time") else "numeric"
         columns = self.value_columns.setdefault(table, {})
         return columns.setdefault((column, kind), f"x{len(columns)}")
 
@@ -277,8 +304,27 @@ class _Plan:
         """Value of an identity feature read from ``alias`` (its table, left-joined)."""
         if feature.value == "index":
             return f"CASE WHEN {alias}.rownum IS NOT NULL THEN 1.0::DOUBLE END"
+        if feature.value == "time":  # the time column: key (datetime) or float (numeric)
+            return f"{alias}.{self.value_column(feature.table, str(feature.column), 'time')}"
         assert feature.column is not None
         return f"{alias}.{self.value_column(feature.table, feature.column, feature.value)}"
+
+    def elapsed(self, cutoff: str, time: str, now: str) -> str:
+        """SQL: seconds (datetime) or time units (numeric) from ``time`` (a time column's
+        value, null when missing) to ``cutoff`` (a key), NULL without a cutoff, as
+        :func:`rdbpfn.table.time_differences`. Datetime: integer nanoseconds, then one
+        division. Numeric: ``now`` is the cutoff's float (null without a cutoff), read from
+        the cutoffs relation (aliased ``z``, see :meth:`now_join`)."""
+        if self.numeric_time:
+            return f"{now} - ({time})"
+        return (f"CASE WHEN {cutoff} < {LATEST_CUTOFF} "
+                f"THEN CAST({cutoff} - ({time}) AS DOUBLE) / 1e9 END")
+
+    def now_join(self, cutoff: str) -> str:
+        """The join that puts each cutoff's float time in ``z.now`` (numeric times only)."""
+        if not self.numeric_time:
+            return ""
+        return f" LEFT JOIN {self.cutoffs} AS z ON z.cutoff = {cutoff}"
 
     def finish(self, feature: Feature, expression: str) -> str:
         """An aggregation's value with its default over nothing; NaN (inf - inf) as missing."""
@@ -303,22 +349,34 @@ class _Plan:
         domain = self.add(f"domain_{_safe(target)}",
                           f"SELECT DISTINCT rownum, cutoff FROM {requests}")
         values = self.values(target, domain, features)
-        outputs = ", ".join(
-            (f"coalesce(v.{self.col(f)}, -1)" if f.value == "categorical"
-             else f"v.{self.col(f)}") + f" AS o{i}"
-            for i, f in enumerate(features))
+        outputs = ", ".join(self.output(f) + f" AS o{i}" for i, f in enumerate(features))
         final = (f"SELECT {outputs} FROM {requests} AS r JOIN {values} AS v "
                  "ON v.rownum = r.rownum AND v.cutoff = r.cutoff ORDER BY r.request")
         return _Script(list(self.relations), final)
+
+    def output(self, feature: Feature) -> str:
+        """A feature's output column; one measured from the cutoff (an age, a window, a
+        ``TIME_SINCE_*``) is missing for a request without a cutoff."""
+        if feature.value == "categorical":
+            return f"coalesce(v.{self.col(feature)}, -1)"
+        if feature.measures_time:
+            return f"CASE WHEN r.cutoff <> {LATEST_CUTOFF} THEN v.{self.col(feature)} END"
+        return f"v.{self.col(feature)}"
 
     def values(self, table: str, domain: str, features: Sequence[Feature]) -> str:
         """A relation (rownum, cutoff, one column per feature) over every pair of ``domain``."""
         features = _unique(features)
         select, joins = ["d.rownum", "d.cutoff"], []
         identity = [f for f in features if f.kind == "identity"]
-        if identity:
+        ages = [f for f in features if f.kind == "age"]
+        if identity or ages:
             joins.append(f"LEFT JOIN {self.relation(table)} AS x ON x.rownum = d.rownum")
             select += [f"{self.identity(f, 'x')} AS {self.col(f)}" for f in identity]
+        if ages:
+            joins.append(self.now_join("d.cutoff").strip())
+            for f in ages:  # the row's own time, read like a time column's value
+                born = f"x.{self.value_column(table, str(f.column), 'time')}"
+                select.append(f"{self.elapsed('d.cutoff', born, 'z.now')} AS {self.col(f)}")
         direct = [f for f in features if f.kind == "direct"]
         for j, group in enumerate(_grouped(direct, lambda f: f.link.index)):
             link = group[0].link
@@ -332,7 +390,8 @@ class _Plan:
             select += [f"p{j}.{self.col(f.base)} AS {self.col(f)}" for f in group]
         aggregations = [f for f in features if f.kind == "aggregation"]
         n = 0
-        for group in _grouped(aggregations, lambda f: tuple(link.index for link in f.path)):
+        for group in _grouped(aggregations,
+                              lambda f: (tuple(link.index for link in f.path), f.window)):
             for relation, produced in self.aggregate(domain, group[0].path, group):
                 joins.append(f"LEFT JOIN {relation} AS a{n} "
                              f"ON a{n}.rownum = d.rownum AND a{n}.cutoff = d.cutoff")
@@ -341,7 +400,7 @@ class _Plan:
                 n += 1
         return self.add(f"values_{_safe(table)}",
                         f"SELECT {', '.join(select)}\n  FROM {domain} AS d "
-                        + "\n    ".join(joins))
+                        + "\n    ".join(join for join in joins if join))
 
     def forward(self, domain: str, link: Link, bases: list[Feature]) -> tuple[str, str]:
         """The hop child -> parent of every pair, and the bases' values on the parents."""
@@ -363,9 +422,18 @@ class _Plan:
     def aggregate(self, domain: str, path: tuple[Link, ...], features: list[Feature]
                   ) -> list[tuple[str, list[Feature]]]:
         """Relations (rownum, cutoff, a column per feature; pairs without rows may be absent)
-        of the aggregations over one backward path, and the features each holds."""
+        of the aggregations over one backward path (all with one window), and the features
+        each holds. Static bases of prefix and per-value primitives run over buckets; the
+        rest (cutoff-dependent bases, "rows" primitives, windows) over the expanded
+        segments."""
         out: list[tuple[str, list[Feature]]] = []
-        static = [f for f in features if _is_static(f.base)]
+        window = features[0].window
+
+        def bucketed(f: Feature) -> bool:
+            return (_is_static(f.base) and window is None
+                    and AGGREGATIONS[f.primitive].strategy != "rows")
+
+        static = [f for f in features if bucketed(f)]
         for group in _grouped(static, lambda f: self.time_signature(f.base)):
             flat, timed = self.flatten(path, [f.base for f in group])
             leaf = _safe(path[-1].child)
@@ -382,9 +450,9 @@ class _Plan:
                 if AGGREGATIONS[feature.primitive].strategy == "per_value":
                     counts = self.running_counts(domain, leaf_rows, timed, feature)
                     out.append((self.per_value(counts, feature), [feature]))
-        dynamic = [f for f in features if not _is_static(f.base)]
+        dynamic = [f for f in features if not bucketed(f)]
         if dynamic:
-            segments = self.expand(domain, path, [f.base for f in dynamic])
+            segments = self.expand(domain, path, [f.base for f in dynamic], window)
             prefix = [f for f in dynamic if AGGREGATIONS[f.primitive].strategy == "prefix"]
             if prefix:
                 partials, finals = self.partials(prefix)
@@ -400,6 +468,19 @@ class _Plan:
                         f"SELECT rownum, cutoff, {x} AS x, count(*) AS n FROM {segments} "
                         f"WHERE {x} IS NOT NULL GROUP BY rownum, cutoff, {x}"))
                     out.append((self.per_value(counts, feature), [feature]))
+            rows = [f for f in dynamic if AGGREGATIONS[f.primitive].strategy == "rows"]
+            if rows:
+                finals = []
+                for feature in rows:
+                    aggregation = AGGREGATIONS[feature.primitive]
+                    final = aggregation.final.format(x=f"s.{self.col(feature.base)}")
+                    if aggregation.elapsed:
+                        final = self.elapsed("s.cutoff", final, "z.now")
+                    finals.append(f"{final} AS {self.col(feature)}")
+                keys = "s.rownum, s.cutoff" + (", z.now" if self.numeric_time else "")
+                out.append((self.add("row_aggregates", (
+                    f"SELECT s.rownum, s.cutoff, {', '.join(finals)} FROM {segments} AS s"
+                    f"{self.now_join('s.cutoff')} GROUP BY {keys}")), rows))
         return out
 
     def time_signature(self, base: Feature) -> tuple[tuple[int, ...], ...]:
@@ -510,14 +591,20 @@ class _Plan:
         return self.add("per_value", f"SELECT rownum, cutoff, {final} AS {self.col(feature)} "
                                      f"FROM {counts} GROUP BY rownum, cutoff")
 
-    def expand(self, domain: str, path: tuple[Link, ...], bases: list[Feature]) -> str:
+    def expand(self, domain: str, path: tuple[Link, ...], bases: list[Feature],
+               window: int | None = None) -> str:
         """Every pair joined with its visible descendants along ``path`` (the child request
-        set), with the bases' values there: (rownum, cutoff, a column per base)."""
+        set), with the bases' values there: (rownum, cutoff, a column per base). With
+        ``window``, a timed descendant must also be after ``cutoff - window`` (at or after
+        with strict cutoffs: the window keeps its length)."""
         joins, previous = [f"{domain} AS d"], "d"
         for i, link in enumerate(path, 1):
             condition = f"c{i}.k{link.index} = {previous}.rownum"
             if self.timed(link.child):
                 condition += f" AND {self.visible(f'c{i}.t', 'd.cutoff')}"
+                if window is not None:
+                    condition += (f" AND c{i}.t {'>=' if self.strict else '>'} "
+                                  f"d.cutoff - {int(window)}")
             joins.append(f"JOIN {self.relation(link.child)} AS c{i} ON {condition}")
             previous = f"c{i}"
         leaf = path[-1].child
@@ -549,13 +636,31 @@ class _Plan:
                 codes = self.db.foreign_key_codes(table, link.column)
                 arrays[f"k{link.index}"] = pa.array(codes, mask=codes < 0)
             for (column, kind), name in columns.items():
-                if kind == "categorical":
+                if kind == "time":  # int64 keys (datetime) or the float times (numeric)
+                    keys = info.time_keys(table)
+                    if self.numeric_time:
+                        arrays[name] = pa.array(_float_times(keys), from_pandas=True)
+                    else:
+                        arrays[name] = pa.array(keys, mask=keys == MISSING_TIME)
+                elif kind == "categorical":
                     codes = info.categorical_codes(column)[0]
                     arrays[name] = pa.array(codes, mask=codes < 0)
                 else:  # NaN becomes null: missing, skipped by every aggregate
                     arrays[name] = pa.array(info.numeric_values(column), from_pandas=True)
             out[self.relation(table)] = pa.table(arrays)
+        if self.numeric_time:
+            unique = np.unique(cutoff_keys)
+            out[self.cutoffs] = pa.table({"cutoff": pa.array(unique),
+                                          "now": pa.array(_float_times(unique),
+                                                          from_pandas=True)})
         return out
+
+
+def _float_times(keys: np.ndarray) -> np.ndarray:
+    """The float times of numeric time keys (NaN for missing times and "no cutoff"), taken
+    as ``time_differences(keys, key of 0.0)``: exactly the floats the reference subtracts."""
+    zero = time_keys(np.zeros(1), "numeric", "zero")
+    return time_differences(keys, np.broadcast_to(zero, np.shape(keys)), "numeric")
 
 
 # ------------------------------------------------------------------ entry points
@@ -563,7 +668,8 @@ def features_sql(db: Database, target_table: str, features: Sequence[Feature],
                  include_cutoff_time: bool = True) -> str:
     """The SQL script :func:`evaluate_features_duckdb` runs, for reading or ``EXPLAIN``.
 
-    It reads ``requests(request, rownum, cutoff)`` and one relation ``t<i>`` per table (``i``
+    It reads ``requests(request, rownum, cutoff)``, ``cutoffs(cutoff, now)`` (numeric-time
+    databases with time features) and one relation ``t<i>`` per table (``i``
     = the table's position in the database), as described in the module docstring.
     """
     _check_supported(features)
@@ -626,7 +732,7 @@ def evaluate_features_duckdb(
         DataFrame (n, len(features)) with a RangeIndex: float64 columns, ``pd.Categorical``
         for categorical features.
     Raises:
-        ValueError: a feature needs a primitive (or a window) this engine lacks; ``rows``
+        ValueError: a feature needs a primitive this engine lacks; ``rows``
             and ``cutoff_keys`` of different lengths.
     """
     import duckdb  # imported on use, like featuretools in the reference engine

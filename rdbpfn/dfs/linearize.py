@@ -133,14 +133,16 @@ def linearize(
             ``()`` for none. Only for databases with datetime times.
         engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), "duckdb"
             (set-based SQL in DuckDB, which spills to disk past its memory limit,
-            :data:`rdbpfn.dfs.duckdb_engine.MEMORY_LIMIT`; same values, the paper's six
-            primitives without windows so far), or "auto" (= vectorized).
+            ``memory_limit``; same values, every primitive and window), or "auto"
+            (= vectorized).
         include_cutoff_time: see Cutoffs above.
         features: compute only these feature names (e.g. a selection made with
             :func:`rdbpfn.dfs.select_features`), in this order.
         max_memory_mb: what the vectorized engine may hold at once; the requests are
             computed in pieces that fit (the values do not depend on it). ``None``: one
-            piece.
+            piece. With engine="duckdb": DuckDB's ``memory_limit``, past which it spills
+            to disk (rounded to whole MB; ``None``:
+            :data:`rdbpfn.dfs.duckdb_engine.MEMORY_LIMIT`).
     Returns:
         DataFrame (n, p) with a RangeIndex: float64 columns for numeric and boolean
         features, ``pd.Categorical`` columns for categorical ones. The columns depend only
@@ -178,7 +180,11 @@ def linearize(
                                            primitives, chosen, include_cutoff_time)
         return frame[[f.name for f in chosen]]
     if engine == "duckdb":
+        if max_memory_mb is not None and not max_memory_mb > 0:
+            raise ValueError(f"max_memory_mb must be > 0 (or None), got {max_memory_mb!r}.")
+        # whole megabytes: DuckDB reads "512MB", not "5.12e+02MB"
+        memory_limit = None if max_memory_mb is None else f"{max(1, round(max_memory_mb))}MB"
         return evaluate_features_duckdb(db, target_table, chosen, rows, cutoff_keys,
-                                        include_cutoff_time)
+                                        include_cutoff_time, memory_limit=memory_limit)
     return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time,
                              max_memory_mb)

@@ -2,14 +2,16 @@
 
 The random databases and requests are those of ``test_dfs_equivalence`` (NaNs, null foreign
 keys, childless parents, tied times and cutoffs equal to row times, target rows created after
-their cutoff, repeated and duplicate requests). Features whose chain holds no SUM or MEAN
-(identity, COUNT, MAX, MIN, MODE and direct features of those) must be equal exactly; the
-others to 1e-9 relative, as DuckDB sums in another order.
+their cutoff, repeated and duplicate requests), with linearize's default vocabulary (windows
+included) unless a test says otherwise. Features whose chain holds no SUM or MEAN (identity,
+COUNT, MAX, MIN, MODE, NUM_UNIQUE, PERCENT_TRUE, the TIME_SINCE family and direct features of
+those) must be equal exactly; the others to 1e-9 relative, as DuckDB sums in another order.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import duckdb
 import numpy as np
@@ -20,7 +22,7 @@ from rdbpfn.database import Database
 from rdbpfn.dfs import linearize
 from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb, features_sql
 from rdbpfn.dfs.featuretools_engine import differences
-from rdbpfn.dfs.linearize import PAPER_PRIMITIVES
+from rdbpfn.dfs.linearize import DEFAULT_PRIMITIVES, PAPER_PRIMITIVES
 from rdbpfn.dfs.synthesis import build_features
 from rdbpfn.dfs.vectorized import evaluate_features
 from rdbpfn.table import LATEST_CUTOFF, Table, time_keys
@@ -50,8 +52,8 @@ def assert_engines_agree(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
 
 
 def check(db: Database, target: str, ids, cutoffs, depth: int = 2, **kwargs) -> pd.DataFrame:
-    """linearize with both engines (the paper's primitives unless given, no windows)."""
-    kwargs = {"primitives": PAPER_PRIMITIVES, "windows": ()} | kwargs
+    """linearize with both engines (linearize's default primitives and windows unless
+    given)."""
     ours = linearize(db, target, ids, cutoffs, depth, engine="duckdb", **kwargs)
     reference = linearize(db, target, ids, cutoffs, depth, engine="vectorized", **kwargs)
     assert_engines_agree(ours, reference)
@@ -70,6 +72,25 @@ def test_equal_to_vectorized_with_cutoffs(schema: str, target: str) -> None:
     assert (ours.select_dtypes("number") > 0).any().any()
 
 
+def test_equal_to_vectorized_paper_primitives() -> None:
+    db = random_database("chain", seed=13)
+    ids, cutoffs = random_requests(db, "customer", seed=3)
+    ours = check(db, "customer", ids, cutoffs, primitives=PAPER_PRIMITIVES, windows=())
+    assert not any("NUM_UNIQUE" in name or "last" in name for name in ours.columns)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_equal_to_vectorized_short_windows(strict: bool) -> None:
+    """Windows shorter than the random databases' few days, so that they cut rows."""
+    db = random_database("star", seed=17)
+    ids, cutoffs = random_requests(db, "client", seed=8)
+    ours = check(db, "client", ids, cutoffs, 1, windows=("1 day", "2 days", "36h"),
+                 include_cutoff_time=not strict)
+    short = [name for name in ours.columns if "last 1 day" in name]
+    full = [name.split(",")[0] + ")" for name in short]
+    assert short and (ours[short].to_numpy() != ours[full].to_numpy()).any()
+
+
 @pytest.mark.parametrize(("schema", "target", "numeric_time", "no_cutoffs", "strict", "depth"), [
     ("chain", "customer", False, True, False, 2),
     ("chain", "order", False, False, True, 2),
@@ -85,17 +106,26 @@ def test_equal_to_vectorized_options(schema: str, target: str, numeric_time: boo
     """Numeric times, no cutoffs, strict cutoffs, depths 0 to 3."""
     db = random_database(schema, seed=20 + depth, numeric_time=numeric_time)
     ids, cutoffs = random_requests(db, target, seed=4, numeric_time=numeric_time)
-    check(db, target, ids, None if no_cutoffs else cutoffs, depth,
-          include_cutoff_time=not strict)
+    ours = check(db, target, ids, None if no_cutoffs else cutoffs, depth,
+                 include_cutoff_time=not strict)
+    measured = [name for name in ours.columns if "TIME_SINCE" in name or "last" in name]
+    if no_cutoffs:  # nothing to measure from
+        assert ours[measured].isna().all().all()
+    elif depth >= 1:
+        assert any(name.startswith("TIME_SINCE_LAST(") for name in measured)
+        assert ours[measured].notna().any().any()
 
 
-@pytest.mark.parametrize("primitives", [("mode", "max"), ("count",), ("mean", "sum"), ()])
+@pytest.mark.parametrize("primitives", [("mode", "max"), ("count",), ("mean", "sum"), (),
+                                        ("num_unique", "percent_true"),
+                                        ("time_since_first", "time_since_last", "time_since")])
 def test_equal_to_vectorized_primitive_subsets(primitives: tuple[str, ...]) -> None:
     db = random_database("chain", seed=31)
     ids, cutoffs = random_requests(db, "customer", seed=5)
     ours = check(db, "customer", ids, cutoffs, primitives=primitives)
-    wanted = {p.upper() for p in primitives}
-    used = {name.split("(")[0].split(".")[-1] for name in ours.columns if "(" in name}
+    wanted = {p.upper() for p in primitives if p != "time_since"}
+    used = {name.split("(")[0].split(".")[-1] for name in ours.columns
+            if "(" in name and not name.startswith("TIME_SINCE(")}
     assert used == wanted
 
 
@@ -109,6 +139,15 @@ def test_hand_checked_database_and_feature_selection() -> None:
     assert frame.loc[0, "MODE(orders.channel)"] == "app"  # tie -> smallest category
     pd.testing.assert_frame_equal(frame.iloc[[4]].reset_index(drop=True),
                                   frame.iloc[[0]].reset_index(drop=True))
+    # customer 1 at day 2 sees orders 10 (day 1, web) and 11 (day 2, app)
+    assert frame.loc[0, "NUM_UNIQUE(orders.channel)"] == 2
+    assert frame.loc[0, "TIME_SINCE_FIRST(orders.at)"] == 86_400
+    assert frame.loc[0, "TIME_SINCE_LAST(orders.at)"] == 0
+    assert frame.loc[0, "TIME_SINCE(joined)"] == 2 * 86_400
+    assert np.isnan(frame.loc[1, "NUM_UNIQUE(orders.channel)"])  # customer 2: no order yet
+    assert frame.loc[3, "COUNT(orders, last 7 days)"] == 1  # (day 2, day 9]: order 12
+    strict = check(db, "customers", [1], [day(9)], include_cutoff_time=False)
+    assert strict.loc[0, "COUNT(orders, last 7 days)"] == 2  # [day 2, day 9): 11 and 12
     names = ["COUNT(items)", "age", "MODE(orders.channel)"]
     subset = linearize(db, "customers", ids, cutoffs, engine="duckdb", features=names)
     pd.testing.assert_frame_equal(subset, frame[names])
@@ -125,7 +164,7 @@ def test_empty_requests_and_unknown_rows() -> None:
     db = random_database("chain", seed=41)
     empty = check(db, "customer", [], None)
     assert empty.shape[0] == 0 and empty.shape[1] > 5
-    features = build_features(db, "order", 2, PAPER_PRIMITIVES)
+    features = build_features(db, "order", 2, DEFAULT_PRIMITIVES)
     rows = np.array([-1, 0, 3, -1])  # -1: an unknown entity, every feature missing/default
     keys = np.full(4, LATEST_CUTOFF)
     ours = evaluate_features_duckdb(db, "order", features, rows, keys)
@@ -147,7 +186,8 @@ def test_asof_joins_per_path_whatever_the_primitives() -> None:
 
 
 def test_tiny_memory_limit_on_a_larger_table() -> None:
-    """300k child rows under a 50 MB DuckDB limit (it spills) still match."""
+    """300k child rows under a 50 MB DuckDB limit (it spills) still match, default
+    vocabulary and a window included."""
     rng = np.random.default_rng(0)
     n_users, n_orders = 5_000, 300_000
     users = pd.DataFrame({"id": np.arange(n_users), "age": rng.normal(40, 10, n_users),
@@ -157,16 +197,19 @@ def test_tiny_memory_limit_on_a_larger_table() -> None:
     orders = pd.DataFrame({
         "id": np.arange(n_orders), "user": rng.integers(0, n_users, n_orders),
         "amount": amount, "channel": rng.choice(list("abcde"), n_orders),
+        "ok": rng.random(n_orders) < 0.3,
         "t": day(0) + pd.to_timedelta(rng.integers(0, 1000, n_orders), "D"),
     })
     db = Database({"users": Table(users, "id", time_column="t"),
                    "orders": Table(orders, "id", {"user": "users"}, "t")})
-    features = build_features(db, "orders", 2, PAPER_PRIMITIVES)
+    features = build_features(db, "orders", 2, DEFAULT_PRIMITIVES, ("30 days",))
     rows = rng.integers(0, n_orders, 20_000)
     keys = db["orders"].time_keys("orders")[rows] + rng.integers(0, 200, 20_000) * 86_400 * 10**9
     ours = evaluate_features_duckdb(db, "orders", features, rows, keys,
                                     memory_limit=TINY_MEMORY_LIMIT, threads=2)
-    assert "users.MODE(orders.channel)" in ours.columns
+    assert {"users.MODE(orders.channel)", "users.PERCENT_TRUE(orders.ok)",
+            "users.TIME_SINCE_LAST(orders.t)", "users.NUM_UNIQUE(orders.channel)"
+            } <= set(ours.columns)
     assert_engines_agree(ours, evaluate_features(db, "orders", features, rows, keys))
 
 
@@ -193,8 +236,9 @@ def test_existing_connection_is_left_clean() -> None:
     ({"cutoff_times": [1.0, 2.0]}, r"cutoff_times must be datetimes"),
     ({"cutoff_times": [day(1), pd.NaT]}, r"cutoff_times has missing values"),
     ({"entity_ids": [1, 99]}, r"1 entity_ids are not customers\.id values"),
-    ({"primitives": ("mean", "num_unique")}, r"unknown primitive 'num_unique'"),
-    ({"windows": ("30 days",)}, r"COUNT\(orders, last 30 days\): a recent window"),
+    ({"primitives": ("mean", "median")}, r"unknown primitives \['median'\]"),
+    ({"windows": ("-30 days",)}, r"must be a positive duration"),
+    ({"max_memory_mb": 0}, r"max_memory_mb must be > 0"),
 ])
 def test_linearize_checks_apply_to_duckdb(kwargs: dict, message: str) -> None:
     arguments = {"db": shop(), "target_table": "customers", "entity_ids": [1, 2],
@@ -214,3 +258,21 @@ def test_unknown_primitive_is_named() -> None:
     with pytest.raises(ValueError, match=r"unknown primitive 'median'.*AGGREGATIONS"):
         evaluate_features_duckdb(db, "customers", [odd], np.array([0]),
                                  np.array([LATEST_CUTOFF]))
+
+
+def test_max_memory_mb_is_duckdbs_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("memory_limit"))
+        return evaluate_features_duckdb(*args, **kwargs)
+
+    # the module, not the function rdbpfn.dfs re-exports under its name
+    monkeypatch.setattr(sys.modules["rdbpfn.dfs.linearize"], "evaluate_features_duckdb", spy)
+    db = shop()
+    small = linearize(db, "customers", [1, 2], [day(2), day(3)], engine="duckdb",
+                      max_memory_mb=64.4)
+    default = linearize(db, "customers", [1, 2], [day(2), day(3)], engine="duckdb",
+                        max_memory_mb=None)
+    assert seen == ["64MB", None]
+    pd.testing.assert_frame_equal(small, default)
