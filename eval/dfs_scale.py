@@ -75,7 +75,7 @@ CASES = {
         Case("m2m-1m", "m2m", 1_000_000, 1_000),
     )
 }
-ENGINES = ("vectorized", "featuretools")
+ENGINES = ("vectorized", "duckdb", "featuretools")
 
 
 def _times(rng: np.random.Generator, n: int) -> pd.Series:

@@ -734,6 +734,8 @@ def evaluate_features_duckdb(
     Raises:
         ValueError: a feature needs a primitive this engine lacks; ``rows``
             and ``cutoff_keys`` of different lengths.
+        MemoryError: DuckDB ran out of ``memory_limit`` in a step it cannot spill; the
+            message says which limit and how to raise it.
     """
     import duckdb  # imported on use, like featuretools in the reference engine
 
@@ -763,6 +765,13 @@ def evaluate_features_duckdb(
             fresh = duckdb.connect(":memory:", config=config)
             try:
                 result = _run(fresh, script, inputs)
+            except duckdb.OutOfMemoryException as error:
+                raise MemoryError(
+                    f"engine='duckdb' ran out of its memory_limit={config['memory_limit']} "
+                    f"(a join it could not spill: {str(error).splitlines()[0]}). Raise the "
+                    "limit (linearize(..., max_memory_mb=4096)), pass fewer requests per call, "
+                    "or use engine='vectorized'."
+                ) from error
             finally:
                 fresh.close()
     fetched = list(result.values())

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from eval.dfs_scale import hub_database
 from rdbpfn.database import Database
 from rdbpfn.dfs import linearize
 from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb, features_sql
@@ -276,3 +277,11 @@ def test_max_memory_mb_is_duckdbs_memory_limit(monkeypatch: pytest.MonkeyPatch) 
                         max_memory_mb=None)
     assert seen == ["64MB", None]
     pd.testing.assert_frame_equal(small, default)
+
+
+def test_running_out_of_the_memory_limit_is_a_clear_error() -> None:
+    """A limit DuckDB cannot work in is a MemoryError that says how to fix it."""
+    db = hub_database(20_000)
+    target, ids, cutoffs = "orders", db["orders"].df["order_id"].to_numpy()[:500], None
+    with pytest.raises(MemoryError, match=r"ran out of its memory_limit=1MB .* max_memory_mb"):
+        linearize(db, target, ids, cutoffs, max_depth=2, engine="duckdb", max_memory_mb=1)
