@@ -28,9 +28,8 @@ from sklearn.metrics import roc_auc_score
 
 from rdbpfn.atomic import atomic_write, atomic_write_json, atomic_write_text
 from rdbpfn.database import Database
-from rdbpfn.dfs import linearize
 from rdbpfn.encoding import TableEncoder
-from rdbpfn.query import Query
+from rdbpfn.query import Query, duration
 from rdbpfn.relational import CUTOFF_COLUMN, RelationalClassifier
 
 __all__ = ["MAX_ANCHORS", "Forecast", "backtest", "predict"]
@@ -228,9 +227,7 @@ def _heuristic(query: Query, db: Database, at: pd.Timestamp,
     length = query.end - query.start
     recent = Query.build(aggregation="count", table=query.table, column="*", start=0,
                          end=length, unit=query.unit, entity=query.entity, key=query.key)
-    offset = (pd.DateOffset(months=length) if query.unit == "months"
-              else pd.Timedelta(**{query.unit: length}))
-    counts = recent.labels(db, [at - offset])
+    counts = recent.labels(db, [at - duration(length, query.unit)])
     by_entity = dict(zip(counts[query.key], counts["label"], strict=True))
     return entities.map(by_entity).fillna(0.0).to_numpy(dtype=np.float64)
 
@@ -300,21 +297,15 @@ def backtest(
         forecast = fit_from_history(db, query, time, random_state=random_state,
                                     verbose=verbose, **predict_options)
         truth = query.labels(db, [time])
-        ours = _predict(forecast).set_index(query.key)["probability"]
         y = truth["label"].to_numpy()
-        p_ours = ours.reindex(truth[query.key]).to_numpy()
+        classifier = forecast.classifier
+        # the targets' DFS features once, for RDB-PFN and the tree model alike
+        target_x = classifier.transform(truth[[query.key, CUTOFF_COLUMN]])
+        p_ours = classifier.classifier_.predict_proba(target_x)[:, -1]
         p_heuristic = _heuristic(query, db, time, truth[query.key])
         name, tree = _tree_model(random_state)
-        classifier = forecast.classifier
         encoder = TableEncoder()
-        context_x = linearize(db, query.entity, forecast.context[query.key].to_numpy(),
-                              forecast.context[CUTOFF_COLUMN].to_numpy(),
-                              max_depth=classifier.max_depth, primitives=classifier.primitives,
-                              windows=classifier.windows, features=classifier.features_)
-        target_x = linearize(db, query.entity, truth[query.key].to_numpy(),
-                             truth[CUTOFF_COLUMN].to_numpy(), max_depth=classifier.max_depth,
-                             primitives=classifier.primitives, windows=classifier.windows,
-                             features=classifier.features_)
+        context_x = classifier.transform(forecast.context[[query.key, CUTOFF_COLUMN]])
         train = encoder.fit(context_x).encode(context_x)
         tree.fit(np.where(np.isfinite(train), train, np.nan), forecast.context["label"])
         test = encoder.encode(target_x)

@@ -659,9 +659,7 @@ class Query:
 
     def window(self) -> pd.DateOffset | pd.Timedelta:
         """The label window's end as a duration from the cutoff (``end`` ``unit``)."""
-        if self.unit == "months":
-            return pd.DateOffset(months=self.end)
-        return pd.Timedelta(**{self.unit: self.end})
+        return duration(self.end, self.unit)
 
     def _entity_cutoff_pairs(self, entity: Table,
                              cutoffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -820,9 +818,12 @@ def _cutoff_keys(cutoff_times: Any) -> np.ndarray:
     return pd.unique(keys)
 
 
+def duration(amount: int, unit: str) -> pd.DateOffset | pd.Timedelta:
+    """``amount`` ``unit`` (hours, days, or calendar months) as a pandas duration."""
+    return pd.DateOffset(months=amount) if unit == "months" else pd.Timedelta(**{unit: amount})
+
+
 def _shift(keys: np.ndarray, amount: int, unit: str) -> np.ndarray:
     """Time keys (int64 ns) moved by ``amount`` units (calendar months for "months")."""
     times = pd.DatetimeIndex(keys.astype("datetime64[ns]"))
-    offset = pd.DateOffset(months=amount) if unit == "months" else pd.Timedelta(
-        **{unit: amount})
-    return (times + offset).as_unit("ns").asi8
+    return (times + duration(amount, unit)).as_unit("ns").asi8

@@ -179,10 +179,14 @@ class RelationalClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.classifier_.classes_
         return self
 
+    def transform(self, X: object) -> pd.DataFrame:
+        """The selected DFS features (``features_``) of the (entity, cutoff) rows of ``X``."""
+        check_is_fitted(self)
+        return self._features(X, self.features_)
+
     def predict_proba(self, X: object) -> np.ndarray:
         """(n, n_classes) probabilities for the (entity, cutoff) rows of ``X``."""
-        check_is_fitted(self)
-        return self.classifier_.predict_proba(self._features(X, self.features_))
+        return self.classifier_.predict_proba(self.transform(X))
 
     def predict(self, X: object) -> np.ndarray:
         """(n,) labels from ``classes_``."""
