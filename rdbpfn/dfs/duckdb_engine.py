@@ -78,7 +78,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rdbpfn.database import Database
-from rdbpfn.dfs.synthesis import Feature, Link, links_of
+from rdbpfn.dfs.synthesis import Feature, Link, feature_frame, links_of
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences, time_keys
 
 if TYPE_CHECKING:
@@ -746,9 +746,8 @@ def evaluate_features_duckdb(
     if len(rows) != len(cutoff_keys):
         raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
                          "pass one cutoff key per row.")
-    index = pd.RangeIndex(len(rows))
     if not features:
-        return pd.DataFrame(index=index)
+        return pd.DataFrame(index=pd.RangeIndex(len(rows)))
     plan = _Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_")
     script = plan.build(target_table, features)
     inputs = plan.inputs(rows, cutoff_keys)
@@ -776,15 +775,7 @@ def evaluate_features_duckdb(
                 fresh.close()
     fetched = list(result.values())
     assert len(fetched[0]) == len(rows), (len(fetched[0]), len(rows))
-    columns: dict[str, object] = {}
-    for feature, column in zip(features, fetched, strict=True):
-        # null (masked) cells are missing values; categorical codes have none
-        values = np.ma.filled(np.ma.asarray(column).astype(np.float64), np.nan)
-        if feature.value == "categorical":
-            assert feature.category is not None
-            categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
-            columns[feature.name] = pd.Categorical.from_codes(values.astype(np.int64),
-                                                              categories=categories)
-        else:
-            columns[feature.name] = values.astype(np.float64)
-    return pd.DataFrame(columns, index=index)
+    # null (masked) cells are missing values; categorical codes have none
+    values = [np.ma.filled(np.ma.asarray(column).astype(np.float64), np.nan)
+              for column in fetched]
+    return feature_frame(db, features, values, len(rows))

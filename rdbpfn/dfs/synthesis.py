@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
@@ -307,6 +308,23 @@ class _Synthesis:
                 self.run(link.parent, max_depth - 1)
         for link in self.forward[table]:
             self._direct_features(link, max_depth)
+
+
+def feature_frame(db: Database, features: Sequence[Feature], values: Sequence[object],
+                  n_rows: int) -> pd.DataFrame:
+    """An engine's output frame: one column per feature, float64, or a ``pd.Categorical`` over
+    the source column's categories for a categorical feature (``values`` are then int64
+    codes, -1 = missing); a RangeIndex of ``n_rows`` requests."""
+    columns: dict[str, object] = {}
+    for feature, column in zip(features, values, strict=True):
+        if feature.value == "categorical":
+            assert feature.category is not None
+            categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
+            columns[feature.name] = pd.Categorical.from_codes(
+                np.asarray(column, dtype=np.int64), categories=categories)
+        else:
+            columns[feature.name] = np.asarray(column, dtype=np.float64)
+    return pd.DataFrame(columns, index=pd.RangeIndex(n_rows))
 
 
 def check_primitives(primitives: Sequence[str]) -> tuple[str, ...]:

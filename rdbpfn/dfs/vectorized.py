@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
-from rdbpfn.dfs.synthesis import Feature, Link, links_of
+from rdbpfn.dfs.synthesis import Feature, Link, feature_frame, links_of
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences
 
 __all__ = ["BYTES_PER_HELD_ROW", "DEFAULT_MAX_MEMORY_MB", "evaluate_features"]
@@ -568,16 +568,8 @@ def evaluate_features(
         start = stop
         if budget is not None and held < budget // 4:
             size *= 2
-    columns: dict[str, object] = {}
-    for feature in features:
-        values = np.concatenate([piece[feature.name] for piece in pieces])
-        if feature.value == "categorical":
-            assert feature.category is not None
-            categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
-            columns[feature.name] = pd.Categorical.from_codes(values, categories=categories)
-        else:
-            columns[feature.name] = values
-    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+    values = [np.concatenate([piece[feature.name] for piece in pieces]) for feature in features]
+    return feature_frame(db, features, values, n)
 
 
 def _evaluate_piece(
