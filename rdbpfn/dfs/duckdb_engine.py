@@ -29,17 +29,21 @@ and SUM over nothing are 0, everything else null), made of:
     ``(root row, t, value)``, ``t`` = the latest time along the path and the direct hops
     (when the value becomes visible), and one ASOF join puts each row in the *bucket* of
     the first cutoff among its root's pairs that sees it (rows no pair sees drop out).
-    "prefix" primitives (count, sum, mean, max, min) aggregate per (root, bucket), then
-    run over the buckets of each root (a window over at most as many rows as the domain
-    has pairs), read for every pair at once by one ASOF join on ``cutoff >= bucket``.
-    "per_value" primitives (mode) keep a running count per (root, value, bucket); the
-    (pair, value) pairs seen by the cutoff are read by one ASOF join, then aggregated.
-  * base that depends on the cutoff (an aggregation, ``MEAN(orders.SUM(items.price))``,
-    or a direct feature of one), a "rows" primitive (num_unique, percent_true,
-    time_since_first/last: they count rows whatever their value, or read the cutoff), or a
-    recent window (``COUNT(orders, last 30 days)``: the descendants must also be after
-    ``cutoff - window``, at or after with strict cutoffs): one join of all the domain's
-    pairs with their visible descendants (the child request set), the base computed on the
+    "prefix" primitives (count, sum, mean, max, min, percent_true, time_since_first/last)
+    aggregate per (root, bucket), then run over the buckets of each root (a window over at
+    most as many rows as the domain has pairs), read for every pair at once by one ASOF
+    join on ``cutoff >= bucket``. "per_value" primitives (mode) keep a running count per
+    (root, value, bucket); the (pair, value) pairs seen by the cutoff are read by one ASOF
+    join, then aggregated. ``num_unique`` runs a count of each value's first bucket. A
+    recent window of count or sum (``COUNT(orders, last 30 days)``) is the running value at
+    the cutoff minus the one at ``cutoff - window``: the same plan over the pairs and their
+    shifted twins.
+  * the rest: a base that depends on the cutoff (an aggregation,
+    ``MEAN(orders.SUM(items.price))``, or a direct feature of one), a primitive that counts
+    rows (percent_true, num_unique) over values that appear after their rows (a direct hop
+    to a timed table), or a window over a longer path: one join of all the domain's pairs
+    with their visible descendants (the child request set; with a window they must also be
+    after ``cutoff - window``, at or after with strict cutoffs), the base computed on the
     distinct ``(child, cutoff)`` pairs (recursively), then one GROUP BY over all pairs.
 
 - the age ``TIME_SINCE(<time column>)``: one join with the table, like identity features.
@@ -50,9 +54,9 @@ get their times as float columns and a relation ``cutoffs(cutoff, now)`` of each
 key's float. A feature measured from the cutoff (an age, a window, a ``TIME_SINCE_*``, or
 built on one) is missing for a request without a cutoff (``LATEST_CUTOFF``).
 
-So depth 1 is two ASOF joins per (path, time signature) whatever the prefix and per-value
-primitives (the "rows" ones and windows add one child join per path and window); depth 2
-adds one hop or one child join per request set; nothing runs per request. How each
+So depth 1 is a few ASOF joins per (path, time signature) whatever the primitives and
+windows, and nothing joins a parent with all its children per cutoff; depth 2 adds one hop
+or one child join per request set; nothing runs per request. How each
 primitive aggregates lives in one mapping, :data:`AGGREGATIONS`; a primitive missing from it
 raises a ValueError naming it.
 
@@ -114,30 +118,40 @@ class Aggregation:
     ``strategy="per_value"``: the rows are first counted per distinct non-missing value;
     ``final`` aggregates the (value ``{x}``, count ``{n}``) pairs of a segment.
 
-    ``strategy="rows"``: ``final`` is one SQL aggregate over the visible rows of a segment
-    (``{x}`` = the base's value, null when missing), computed by the one GROUP BY of a base
-    that depends on the cutoff (below). It serves primitives that count rows whatever their
-    value, or a value's time: ``elapsed=True`` means ``final`` is a time key (a table's
-    time column) and the feature is the time from it to the cutoff.
+    ``strategy="distinct"``: the number of distinct non-missing values (``final`` is the SQL
+    aggregate over a segment's rows); over time, a running count of each value's first
+    appearance.
+
+    ``counts_rows``: the primitive counts rows whatever their value (``percent_true`` counts
+    missing as false; ``num_unique`` is 0, not missing, over rows without values). Running
+    aggregates add a static base's value when it becomes visible, which for such primitives
+    is right only when the row and its value become visible together: a base without
+    direct hops to a timed table.
+
+    ``elapsed``: ``final`` is a time (a table's time column) and the feature is the time
+    from it to the cutoff.
+
+    ``subtractive``: the aggregate over ``(cutoff - window, cutoff]`` is the running
+    aggregate at the cutoff minus the one at ``cutoff - window`` (count, sum), which serves
+    recent windows from the same running relation.
 
     ``default``: the value over no rows (SQL).
-
-    "prefix" and "per_value" assume the primitive skips missing values: a static base's
-    value enters a segment when it becomes visible (a direct hop's parent may appear after
-    the row). A primitive that counts rows whatever their value (``percent_true`` counts
-    missing as false) is a "rows" one.
     """
 
     strategy: str
     final: str
     partials: tuple[tuple[str, str, str], ...] = ()
     default: str = "NULL"
+    counts_rows: bool = False
     elapsed: bool = False
+    subtractive: bool = False
 
 
 AGGREGATIONS: dict[str, Aggregation] = {
-    "count": Aggregation("prefix", "{n}", (("n", "count({x})", "sum"),), default="0"),
-    "sum": Aggregation("prefix", "{s}", (("s", "sum({x})", "sum"),), default="0"),
+    "count": Aggregation("prefix", "{n}", (("n", "count({x})", "sum"),), default="0",
+                         subtractive=True),
+    "sum": Aggregation("prefix", "{s}", (("s", "sum({x})", "sum"),), default="0",
+                       subtractive=True),
     "mean": Aggregation("prefix", "CASE WHEN {n} > 0 THEN {s} / {n} END",
                         (("s", "sum({x})", "sum"), ("n", "count({x})", "sum"))),
     "max": Aggregation("prefix", "{hi}", (("hi", "max({x})", "max"),)),
@@ -145,16 +159,20 @@ AGGREGATIONS: dict[str, Aggregation] = {
     # ties go to the smallest category code, as in the vectorized engine
     "mode": Aggregation("per_value", "first({x} ORDER BY {n} DESC, {x})"),
     # 0 when the segment has rows but no value; no rows -> no group -> NULL (featuretools)
-    "num_unique": Aggregation("rows", "count(DISTINCT {x})"),
+    "num_unique": Aggregation("distinct", "count(DISTINCT {x})", counts_rows=True),
     # missing counts as false: true rows over all rows, in integers then one division
     "percent_true": Aggregation(
-        "rows", "CAST(count(*) FILTER (WHERE {x} = 1) AS DOUBLE) / count(*)"),
-    "time_since_first": Aggregation("rows", "min({x})", elapsed=True),
-    "time_since_last": Aggregation("rows", "max({x})", elapsed=True),
+        "prefix", "CAST({t} AS DOUBLE) / {n}",
+        (("t", "count(*) FILTER (WHERE {x} = 1)", "sum"), ("n", "count(*)", "sum")),
+        counts_rows=True),
+    "time_since_first": Aggregation("prefix", "{lo}", (("lo", "min({x})", "min"),),
+                                    elapsed=True),
+    "time_since_last": Aggregation("prefix", "{hi}", (("hi", "max({x})", "max"),),
+                                   elapsed=True),
 }
 """primitive -> how DuckDB aggregates it. Missing values (null) are skipped by all."""
 
-_STRATEGIES = ("prefix", "per_value", "rows")
+_STRATEGIES = ("prefix", "per_value", "distinct")
 _VALUE_KINDS = ("numeric", "boolean", "categorical", "index", "time")
 _ROWS_SO_FAR = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 
@@ -423,18 +441,39 @@ class _Plan:
                   ) -> list[tuple[str, list[Feature]]]:
         """Relations (rownum, cutoff, a column per feature; pairs without rows may be absent)
         of the aggregations over one backward path (all with one window), and the features
-        each holds. Static bases of prefix and per-value primitives run over buckets; the
-        rest (cutoff-dependent bases, "rows" primitives, windows) over the expanded
-        segments."""
-        out: list[tuple[str, list[Feature]]] = []
+        each holds. Static bases run over buckets (:meth:`bucketed`; recent windows of
+        subtractive primitives as the difference of two running values, :meth:`windowed`);
+        the rest (cutoff-dependent bases, row-counting primitives over values that appear
+        after their rows, other windows) over the expanded segments (:meth:`segmented`)."""
         window = features[0].window
 
         def bucketed(f: Feature) -> bool:
-            return (_is_static(f.base) and window is None
-                    and AGGREGATIONS[f.primitive].strategy != "rows")
+            aggregation = AGGREGATIONS[f.primitive]
+            if not _is_static(f.base) or (aggregation.counts_rows
+                                          and self.time_signature(f.base)):
+                return False
+            # a window bounds the path's own times only: one timed hop, no timed direct hops
+            return window is None or (aggregation.subtractive and len(path) == 1
+                                      and self.timed(path[0].child)
+                                      and not self.time_signature(f.base))
 
         static = [f for f in features if bucketed(f)]
-        for group in _grouped(static, lambda f: self.time_signature(f.base)):
+        dynamic = [f for f in features if not bucketed(f)]
+        out: list[tuple[str, list[Feature]]] = []
+        if static and window is None:
+            out += self.bucketed(domain, path, static)
+        elif static:
+            out += self.windowed(domain, path, static, window)
+        if dynamic:
+            out += self.segmented(domain, path, dynamic, window)
+        return out
+
+    def bucketed(self, domain: str, path: tuple[Link, ...], features: list[Feature]
+                 ) -> list[tuple[str, list[Feature]]]:
+        """Aggregations of static bases: each flattened row goes to the bucket of the first
+        cutoff among its root's pairs that sees it, then running aggregates over buckets."""
+        out: list[tuple[str, list[Feature]]] = []
+        for group in _grouped(features, lambda f: self.time_signature(f.base)):
             flat, timed = self.flatten(path, [f.base for f in group])
             leaf = _safe(path[-1].child)
             if timed:  # each row -> the first cutoff of its root's pairs that sees it
@@ -447,40 +486,64 @@ class _Plan:
             if prefix:
                 out.append((self.running(domain, leaf_rows, timed, prefix), prefix))
             for feature in group:
-                if AGGREGATIONS[feature.primitive].strategy == "per_value":
+                strategy = AGGREGATIONS[feature.primitive].strategy
+                if strategy == "per_value":
                     counts = self.running_counts(domain, leaf_rows, timed, feature)
                     out.append((self.per_value(counts, feature), [feature]))
-        dynamic = [f for f in features if not bucketed(f)]
-        if dynamic:
-            segments = self.expand(domain, path, [f.base for f in dynamic], window)
-            prefix = [f for f in dynamic if AGGREGATIONS[f.primitive].strategy == "prefix"]
-            if prefix:
-                partials, finals = self.partials(prefix)
-                aggregates = ", ".join(f"{aggregate} AS {name}" for name, aggregate, _ in partials)
-                inner = (f"SELECT rownum, cutoff, {aggregates} FROM {segments} "
-                         "GROUP BY rownum, cutoff")
-                out.append((self.add("aggregates", f"SELECT r.rownum, r.cutoff, {finals} "
-                                                   f"FROM ({inner}) AS r"), prefix))
-            for feature in dynamic:
-                if AGGREGATIONS[feature.primitive].strategy == "per_value":
-                    x = self.col(feature.base)
-                    counts = self.add("value_counts", (
-                        f"SELECT rownum, cutoff, {x} AS x, count(*) AS n FROM {segments} "
-                        f"WHERE {x} IS NOT NULL GROUP BY rownum, cutoff, {x}"))
-                    out.append((self.per_value(counts, feature), [feature]))
-            rows = [f for f in dynamic if AGGREGATIONS[f.primitive].strategy == "rows"]
-            if rows:
-                finals = []
-                for feature in rows:
-                    aggregation = AGGREGATIONS[feature.primitive]
-                    final = aggregation.final.format(x=f"s.{self.col(feature.base)}")
-                    if aggregation.elapsed:
-                        final = self.elapsed("s.cutoff", final, "z.now")
-                    finals.append(f"{final} AS {self.col(feature)}")
-                keys = "s.rownum, s.cutoff" + (", z.now" if self.numeric_time else "")
-                out.append((self.add("row_aggregates", (
-                    f"SELECT s.rownum, s.cutoff, {', '.join(finals)} FROM {segments} AS s"
-                    f"{self.now_join('s.cutoff')} GROUP BY {keys}")), rows))
+                elif strategy == "distinct":
+                    out.append((self.running_distinct(domain, leaf_rows, timed, feature),
+                                [feature]))
+        return out
+
+    def windowed(self, domain: str, path: tuple[Link, ...], features: list[Feature],
+                 window: int) -> list[tuple[str, list[Feature]]]:
+        """Recent-window aggregations of subtractive primitives: the running value at the
+        cutoff minus the one at ``cutoff - window``, both read from one bucketed relation
+        over the pairs and their shifted twins. With strict cutoffs both exclude their
+        instant, which leaves ``[cutoff - window, cutoff)``."""
+        shift = int(window)
+        both = self.add("window_domain", (
+            f"SELECT rownum, cutoff FROM {domain} UNION SELECT rownum, cutoff - {shift} "
+            f"FROM {domain} WHERE cutoff < {LATEST_CUTOFF}"))
+        out: list[tuple[str, list[Feature]]] = []
+        for relation, produced in self.bucketed(both, path, features):
+            columns = ", ".join(f"coalesce(a.{self.col(f)}, 0) - coalesce(b.{self.col(f)}, 0) "
+                                f"AS {self.col(f)}" for f in produced)
+            out.append((self.add("window", (
+                f"SELECT d.rownum, d.cutoff, {columns} FROM {domain} AS d "
+                f"LEFT JOIN {relation} AS a ON a.rownum = d.rownum AND a.cutoff = d.cutoff "
+                f"LEFT JOIN {relation} AS b ON b.rownum = d.rownum "
+                f"AND b.cutoff = d.cutoff - {shift}")), produced))
+        return out
+
+    def segmented(self, domain: str, path: tuple[Link, ...], features: list[Feature],
+                  window: int | None) -> list[tuple[str, list[Feature]]]:
+        """Aggregations over the expanded segments: every pair joined with its visible
+        descendants, then one GROUP BY per strategy."""
+        out: list[tuple[str, list[Feature]]] = []
+        segments = self.expand(domain, path, [f.base for f in features], window)
+        prefix = [f for f in features if AGGREGATIONS[f.primitive].strategy == "prefix"]
+        if prefix:
+            partials, finals = self.partials(prefix, "r.cutoff")
+            aggregates = ", ".join(f"{aggregate} AS {name}" for name, aggregate, _ in partials)
+            inner = (f"SELECT rownum, cutoff, {aggregates} FROM {segments} "
+                     "GROUP BY rownum, cutoff")
+            out.append((self.add("aggregates", (
+                f"SELECT r.rownum, r.cutoff, {finals} FROM ({inner}) AS r"
+                f"{self.now_join('r.cutoff')}")), prefix))
+        for feature in features:
+            aggregation = AGGREGATIONS[feature.primitive]
+            x = self.col(feature.base)
+            if aggregation.strategy == "per_value":
+                counts = self.add("value_counts", (
+                    f"SELECT rownum, cutoff, {x} AS x, count(*) AS n FROM {segments} "
+                    f"WHERE {x} IS NOT NULL GROUP BY rownum, cutoff, {x}"))
+                out.append((self.per_value(counts, feature), [feature]))
+            elif aggregation.strategy == "distinct":
+                final = aggregation.final.format(x=x)
+                out.append((self.add("distinct", (
+                    f"SELECT rownum, cutoff, {final} AS {self.col(feature)} FROM {segments} "
+                    "GROUP BY rownum, cutoff")), [feature]))
         return out
 
     def time_signature(self, base: Feature) -> tuple[tuple[int, ...], ...]:
@@ -525,10 +588,12 @@ class _Plan:
                f"WHERE {root} IS NOT NULL")
         return sql, bool(times)
 
-    def partials(self, features: list[Feature]) -> tuple[list[tuple[str, str, str]], str]:
+    def partials(self, features: list[Feature], cutoff: str
+                 ) -> tuple[list[tuple[str, str, str]], str]:
         """The partial aggregates of the prefix ``features`` as ``(name, aggregate, merge)``
         (``p0, p1, ...``, shared between features), and their finals (``... AS f<id>``) as
-        one SQL list over the partials of a relation aliased ``r``."""
+        one SQL list over the partials of a relation aliased ``r``; an elapsed final is
+        measured to ``cutoff`` (numeric times: from ``z.now``, see :meth:`now_join`)."""
         names: dict[tuple[str, str], str] = {}
         finals = []
         for feature in features:
@@ -538,7 +603,10 @@ class _Plan:
             for name, aggregate, merge in aggregation.partials:
                 key = (aggregate.format(x=self.col(feature.base)), merge)
                 mapping[name] = "r." + names.setdefault(key, f"p{len(names)}")
-            finals.append(f"{aggregation.final.format(**mapping)} AS {self.col(feature)}")
+            final = aggregation.final.format(**mapping)
+            if aggregation.elapsed:
+                final = self.elapsed(cutoff, final, "z.now")
+            finals.append(f"{final} AS {self.col(feature)}")
         partials = [(name, aggregate, merge) for (aggregate, merge), name in names.items()]
         return partials, ", ".join(finals)
 
@@ -546,7 +614,7 @@ class _Plan:
         """Prefix aggregations of static bases: partials per (root, bucket), running over the
         buckets of each root (a window), read at each pair's cutoff by one ASOF join (one
         equi-join when nothing is timed)."""
-        partials, finals = self.partials(features)
+        partials, finals = self.partials(features, "d.cutoff")
         aggregates = ", ".join(f"{aggregate} AS {name}" for name, aggregate, _ in partials)
         if timed:
             merged = ", ".join(f"{merge}({name}) OVER w AS {name}" for name, _, merge in partials)
@@ -559,7 +627,26 @@ class _Plan:
             totals = self.add("totals", f"SELECT root, {aggregates} FROM {rows} GROUP BY root")
             join = f"JOIN {totals} AS r ON r.root = d.rownum"
         return self.add("aggregates", f"SELECT d.rownum, d.cutoff, {finals} "
-                                      f"FROM {domain} AS d {join}")
+                                      f"FROM {domain} AS d {join}{self.now_join('d.cutoff')}")
+
+    def running_distinct(self, domain: str, rows: str, timed: bool, feature: Feature) -> str:
+        """Distinct values of a static base seen by each pair: a running count of each
+        value's first bucket, over every bucket with rows (0 where rows have no value)."""
+        x, column = self.col(feature.base), self.col(feature)
+        if not timed:
+            totals = f"SELECT root, count(DISTINCT {x}) AS u FROM {rows} GROUP BY root"
+            return self.add("distinct", f"SELECT d.rownum, d.cutoff, r.u AS {column} FROM "
+                                        f"{domain} AS d JOIN ({totals}) AS r ON r.root = d.rownum")
+        first = (f"SELECT root, bucket, count(*) AS u FROM (SELECT root, min(bucket) AS bucket "
+                 f"FROM {rows} WHERE {x} IS NOT NULL GROUP BY root, {x}) GROUP BY root, bucket")
+        buckets = f"SELECT root, bucket FROM {rows} GROUP BY root, bucket"
+        running = self.add("running_distinct", (
+            f"SELECT b.root, b.bucket, sum(coalesce(f.u, 0)) OVER (PARTITION BY b.root "
+            f"ORDER BY b.bucket {_ROWS_SO_FAR}) AS u FROM ({buckets}) AS b LEFT JOIN ({first}) "
+            "AS f ON f.root = b.root AND f.bucket = b.bucket"))
+        return self.add("distinct", (
+            f"SELECT d.rownum, d.cutoff, r.u AS {column} FROM {domain} AS d ASOF JOIN "
+            f"{running} AS r ON r.root = d.rownum AND d.cutoff >= r.bucket"))
 
     def running_counts(self, domain: str, rows: str, timed: bool, feature: Feature) -> str:
         """Per-value aggregation of a static base: (rownum, cutoff, x, n) = how many rows
