@@ -61,11 +61,8 @@ def load_database(path: str, options: dict[str, dict]) -> Database:
     if location.suffix.lower() in SQLITE_SUFFIXES:
         return Database.from_sqlite(location, **options)
     if location.suffix.lower() in DUCKDB_SUFFIXES:
-        reader = getattr(Database, "from_duckdb", None)
-        if reader is None:
-            raise SystemExit(f"{path}: DuckDB files need Database.from_duckdb, which this "
-                             "version lacks; export the tables to a folder of parquet files.")
-        return reader(location, **options)
+        # loaded: query labels are computed in memory (DFS alone can stay in DuckDB)
+        return Database.from_duckdb(location, load=True, **options)
     raise SystemExit(f"{path}: unknown kind of file {location.suffix!r}; pass a SQLite file "
                      f"({', '.join(SQLITE_SUFFIXES)}), a DuckDB file (.duckdb) or a folder.")
 

@@ -35,6 +35,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from rdbpfn.duckdb_tables import DuckDBSource, DuckDBTable, check_duckdb_tables
 from rdbpfn.formats import DatabaseFormats
 from rdbpfn.table import Table, examples
 
@@ -118,6 +119,9 @@ class Database(DatabaseFormats):
         readers), e.g. ``"orders.customer_id -> customers (inferred: name and 100%
         containment)"``; empty for ``Database({...})``."""
         self._fk_codes: dict[tuple[str, str], np.ndarray] = {}
+        self.duckdb_source: DuckDBSource | None = self._check_sources()
+        """Where the tables live when they stay in DuckDB
+        (:meth:`~rdbpfn.formats.DatabaseFormats.from_duckdb`); None when they are in memory."""
         self._check_schema()
         if validate:
             self.validate(missing_foreign_keys)
@@ -159,7 +163,33 @@ class Database(DatabaseFormats):
             self._fk_codes[key] = codes.astype(np.int64)
         return self._fk_codes[key]
 
+    def load(self) -> Database:
+        """This database in memory: the same keys, every table read into pandas (a
+        database already in memory is returned as it is)."""
+        if self.duckdb_source is None:
+            return self
+        tables = {name: Table(table.load(), table.primary_key, table.foreign_keys,
+                              table.time_column) for name, table in self.tables.items()
+                  if isinstance(table, DuckDBTable)}
+        loaded = Database(tables, validate=False, static_tables=self.static_tables)
+        loaded.inferred_keys = list(self.inferred_keys)
+        return loaded
+
     # -------------------------------------------------------------- validation
+    def _check_sources(self) -> DuckDBSource | None:
+        sources = {id(t.source): t.source for t in self.tables.values()
+                   if isinstance(t, DuckDBTable)}
+        if not sources:
+            return None
+        in_memory = [n for n, t in self.tables.items() if not isinstance(t, DuckDBTable)]
+        if in_memory or len(sources) > 1:
+            raise ValueError(
+                "a database's tables all stay in one DuckDB source or all are in memory; got "
+                f"{len(sources)} DuckDB sources and tables in memory {in_memory}. Load the "
+                "DuckDB ones with db.load(), or put every table in one DuckDB database."
+            )
+        return next(iter(sources.values()))
+
     def _check_static_tables(self, static_tables: Collection[str] | None) -> frozenset[str]:
         if isinstance(static_tables, str):
             static_tables = [static_tables]
@@ -192,7 +222,8 @@ class Database(DatabaseFormats):
                 continue
             columns = [
                 c for c, kind in table.column_kinds.items()
-                if kind == "datetime" or (kind == "categorical" and _is_date_text(table.df[c]))
+                if kind == "datetime" or (kind == "categorical" and _is_date_text(
+                    table.head(100 * DATE_TEXT_SAMPLE)[c]))
             ]
             if columns:
                 found[name] = columns
@@ -208,9 +239,9 @@ class Database(DatabaseFormats):
             f"tables without a time column have datetime columns ({listing}). DFS sees every "
             "row of such a table at every cutoff, so rows from the future enter the features. "
             "If a column says when each row became known, declare it: "
-            f"time_columns={{{declare}}} in Database.from_sqlite/from_folder/from_dataframes, "
-            "or Table(..., time_column=...). If the rows are known at all times, say so: "
-            f"static_tables={list(found)}.",
+            f"time_columns={{{declare}}} in Database.from_sqlite/from_folder/from_duckdb/"
+            "from_dataframes, or Table(..., time_column=...). If the rows are known at all "
+            f"times, say so: static_tables={list(found)}.",
             UndeclaredTimeWarning, stacklevel=3,
         )
 
@@ -236,7 +267,7 @@ class Database(DatabaseFormats):
                     f"table {rel.child!r}: foreign key {rel.column!r} points to table "
                     f"{rel.parent!r}, which has no primary key. Give {rel.parent!r} a "
                     f"primary key: Table(..., primary_key=...), or primary_keys={{{rel.parent!r}"
-                    ": ...} in Database.from_sqlite/from_folder/from_dataframes."
+                    ": ...} in Database.from_sqlite/from_folder/from_duckdb/from_dataframes."
                 )
         cycle = _find_cycle(self.relationships)
         if cycle:
@@ -262,6 +293,11 @@ class Database(DatabaseFormats):
             ValueError: duplicate or null primary keys, foreign-key values missing in the
                 parent (when ``missing_foreign_keys="raise"``), unparseable time columns.
         """
+        if self.duckdb_source is not None:  # the same checks as SQL; missing keys read null
+            check_duckdb_tables({n: t for n, t in self.tables.items()
+                                 if isinstance(t, DuckDBTable)},
+                                self.relationships, missing_foreign_keys)
+            return
         for name, table in self.tables.items():
             if table.primary_key is not None:
                 keys = table.df[table.primary_key]

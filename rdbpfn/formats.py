@@ -41,15 +41,24 @@ import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 
+from rdbpfn.duckdb_tables import (
+    SAMPLE_ROWS,
+    DuckDBSource,
+    DuckDBTable,
+    DuckDBValues,
+    key_types_agree,
+    quote,
+)
 from rdbpfn.table import MISSING_TIME, Table, is_id_like
 
 if TYPE_CHECKING:
+    import duckdb
     import featuretools as ft
 
 __all__ = ["MADE_INDEX", "SCHEMA_FILE", "DatabaseFormats", "KeyInferenceWarning",
@@ -122,6 +131,7 @@ def _key_like(series: pd.Series, floats: bool) -> bool:
 
 def inferred_primary_key(
     table: str, frame: pd.DataFrame, taken: Collection[str] = (),
+    unique: Callable[[str], bool] | None = None,
 ) -> str | None:
     """The primary key that names and values suggest, or None.
 
@@ -129,20 +139,27 @@ def inferred_primary_key(
     (case, ``_``, ``-`` and spaces ignored: ``orders`` -> ``id``, ``order_id``, ``orderId``,
     ``OrderID``, ``orders_id``), is not in ``taken`` (the table's other roles), holds integers
     or text, and is unique and non-null. ``id`` comes first, then frame order.
+
+    ``unique(column)`` says whether a column is unique and non-null when ``frame`` holds only
+    a sample of the table (a table that stays in DuckDB); None = read it from ``frame``.
     """
     wanted = {"id"} | {stem + "id" for stem in _stems(table)}
     names = [c for c in frame.columns if c not in taken and _normalized(c) in wanted]
     names.sort(key=lambda c: _normalized(c) != "id")  # stable: frame order otherwise
     for column in names:
         series = frame[column]
-        if _key_like(series, floats=False) and series.notna().all() and series.is_unique:
+        if not _key_like(series, floats=False):
+            continue
+        if unique(column) if unique is not None else (series.notna().all()
+                                                      and series.is_unique):
             return str(column)
     return None
 
 
 def inferred_foreign_keys(
-    table: str, frame: pd.DataFrame, parents: Mapping[str, tuple[str, pd.Series]],
+    table: str, frame: pd.DataFrame, parents: Mapping[str, tuple[str, pd.Series | None]],
     taken: Collection[str] = (),
+    contained: Callable[[str, str], float | None] | None = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Foreign keys that names and values suggest: ``({column: parent}, notes)``.
 
@@ -157,6 +174,10 @@ def inferred_foreign_keys(
     Args:
         parents: ``{table: (primary key name, key values)}`` of every table with a primary
             key; ``table`` itself is skipped (self-references are never inferred).
+        contained: ``contained(column, parent)`` = the share of the column's non-null values
+            that are keys of ``parent`` (None: no values), when ``frame`` holds only a sample
+            (a table that stays in DuckDB; the key values are then None); None = compute it
+            from ``frame`` and ``parents``.
     """
     found: dict[str, str] = {}
     notes: list[str] = []
@@ -173,28 +194,63 @@ def inferred_foreign_keys(
         ]
         if not candidates or not _key_like(frame[column], floats=True):
             continue
-        values = frame[column].dropna()
-        if values.empty:
-            continue
-        shares = {p: float(values.isin(parents[p][1]).mean()) for p in candidates}
-        contained = [p for p, share in shares.items() if share == 1.0]
-        if not contained:
+        if contained is not None:
+            measured = {p: contained(str(column), p) for p in candidates}
+            if any(share is None for share in measured.values()):
+                continue
+            shares = {p: float(share) for p, share in measured.items() if share is not None}
+        else:
+            values = frame[column].dropna()
+            if values.empty:
+                continue
+            shares = {p: float(values.isin(parents[p][1]).mean()) for p in candidates}
+        inside = [p for p, share in shares.items() if share == 1.0]
+        if not inside:
             notes += [
                 f"{table}.{column} -> {p}: only {np.floor(share * 100):.0f}% of its values "
                 f"are keys of {p}"
                 for p, share in shares.items()
             ]
-        elif len(contained) > 1:
+        elif len(inside) > 1:
             notes.append(
-                f"{table}.{column} matches {contained} by name and containment; choose with "
+                f"{table}.{column} matches {inside} by name and containment; choose with "
                 f"foreign_keys={{{table!r}: {{{str(column)!r}: ...}}}}"
             )
-        elif contained:
-            found[str(column)] = contained[0]
+        else:
+            found[str(column)] = inside[0]
     return found, notes
 
 
 # ------------------------------------------------------------------ schema assembly
+class _Values(Protocol):
+    """The value checks of key inference, for tables held elsewhere (frames are samples)."""
+
+    def unique(self, table: str, column: str) -> bool: ...
+
+    def contained(self, table: str, column: str, parent: str, key: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class _Given:
+    """What a reader's caller says: keys by table, inference, and the database's checks."""
+
+    primary_keys: Mapping[str, str | None] | None = None
+    foreign_keys: Mapping[str, Mapping[str, str | None]] | None = None
+    time_columns: Mapping[str, str | None] | None = None
+    infer_keys: bool = True
+    validate: bool = True
+    missing_foreign_keys: str = "raise"
+    static_tables: Collection[str] | None = None
+
+    def database(self, cls: type, tables: Mapping[str, Table], report: list[str]) -> Any:
+        """``cls(tables, ...)`` with the checks, and the inference report attached."""
+        database = cls(tables, validate=self.validate,
+                       missing_foreign_keys=self.missing_foreign_keys,
+                       static_tables=self.static_tables)
+        database.inferred_keys = report
+        return database
+
+
 @dataclass
 class _Keys:
     """Keys and time column of one table while a reader assembles them."""
@@ -256,7 +312,7 @@ def _check_arguments(
 
 def _conflict(message: str, arguments_win: bool) -> None:
     if arguments_win:
-        warnings.warn(f"{message}; the argument wins.", stacklevel=5)
+        warnings.warn(f"{message}; the argument wins.", stacklevel=6)
     else:
         raise ValueError(f"{message}. Make them agree, or give the key in only one place.")
 
@@ -346,20 +402,24 @@ def _check_references(keys: dict[str, _Keys]) -> None:
                 )
 
 
-def _infer(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys]) -> list[str]:
-    """Fill undeclared primary keys, then undeclared foreign keys; return the report."""
+def _infer(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys],
+           values: _Values | None = None) -> list[str]:
+    """Fill undeclared primary keys, then undeclared foreign keys; return the report.
+    ``values`` answers the value checks when ``frames`` are samples."""
     report: list[str] = []
     for name, entry in keys.items():
         if entry.primary_key_said:
             continue
         taken = {entry.time_column, *entry.foreign_keys} - {None}
-        column = inferred_primary_key(name, frames[name], taken)
+        column = inferred_primary_key(
+            name, frames[name], taken,
+            None if values is None else lambda c, name=name: values.unique(name, c))
         if column is not None:
             entry.primary_key = column
             report.append(f"{name}.{column} (primary key, inferred: name and unique non-null "
                           "values)")
     parents = {
-        name: (entry.primary_key, frames[name][entry.primary_key])
+        name: (entry.primary_key, None if values is not None else frames[name][entry.primary_key])
         for name, entry in keys.items() if entry.primary_key is not None
     }
     graph = nx.DiGraph()  # child -> parent
@@ -370,7 +430,9 @@ def _infer(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys]) -> list[s
         if entry.foreign_keys_said or entry.foreign_keys:
             continue
         taken = {entry.primary_key, entry.time_column} - {None}
-        found, ambiguous = inferred_foreign_keys(name, frames[name], parents, taken)
+        contained = None if values is None else (
+            lambda c, p, name=name: values.contained(name, c, p, str(parents[p][0])))
+        found, ambiguous = inferred_foreign_keys(name, frames[name], parents, taken, contained)
         notes += ambiguous
         for column, parent in found.items():
             if nx.has_path(graph, parent, name):
@@ -384,7 +446,7 @@ def _infer(frames: Mapping[str, pd.DataFrame], keys: dict[str, _Keys]) -> list[s
             "inferred keys (pass them with primary_keys=/foreign_keys= to make them explicit, "
             "or infer_keys=False to turn inference off): " + ("; ".join(report) or "none")
             + (". Not inferred: " + "; ".join(notes) if notes else "") + ".",
-            KeyInferenceWarning, stacklevel=4,
+            KeyInferenceWarning, stacklevel=5,
         )
     return report
 
@@ -418,6 +480,43 @@ def _declared_from_schema(
     return declared
 
 
+def _assemble(
+    frames: Mapping[str, pd.DataFrame],
+    declared: dict[str, _Keys],
+    source: str,
+    arguments_win: bool,
+    given: _Given,
+    values: _Values | None = None,
+) -> tuple[dict[str, pd.DataFrame], dict[str, _Keys], list[str]]:
+    """Declared keys + arguments + inference (see the module docstring): the frames (a
+    dropped self-reference made categorical), each table's keys, and the inference report.
+    ``frames`` may be samples of the tables; ``values`` then answers the value checks."""
+    names = list(frames)
+    _check_arguments(names, given.primary_keys, given.foreign_keys, given.time_columns)
+    keys = {name: declared.get(name) or _Keys() for name in names}
+    frames = dict(frames)
+    for name, entry in keys.items():
+        for column in [c for c, parent in entry.foreign_keys.items() if parent == name]:
+            warnings.warn(dropped_self_reference(name, column) + f" (declared in {source}).",
+                          stacklevel=4)
+            del entry.foreign_keys[column]
+            entry.references.pop(column, None)
+            if column not in frames[name].columns:
+                continue
+            series = frames[name][column]
+            if (pd.api.types.is_numeric_dtype(series.dtype)
+                    and not pd.api.types.is_bool_dtype(series.dtype)
+                    and not is_id_like(column, series)):
+                # its values name rows: counted (MODE, NUM_UNIQUE), never averaged
+                frames[name] = frames[name].assign(**{column: series.astype("category")})
+    _apply_arguments(keys, given.primary_keys, given.foreign_keys, given.time_columns, source,
+                     arguments_win)
+    _check_columns(frames, keys)
+    report = _infer(frames, keys, values) if given.infer_keys else []
+    _check_references(keys)
+    return frames, keys, report
+
+
 class DatabaseFormats:
     """Readers (class methods) and writers of :class:`~rdbpfn.database.Database`.
 
@@ -430,51 +529,15 @@ class DatabaseFormats:
     inferred_keys: list[str]
 
     @classmethod
-    def _from_frames(
-        cls,
-        frames: Mapping[str, pd.DataFrame],
-        declared: dict[str, _Keys],
-        source: str,
-        arguments_win: bool,
-        primary_keys: Mapping[str, str | None] | None,
-        foreign_keys: Mapping[str, Mapping[str, str | None]] | None,
-        time_columns: Mapping[str, str | None] | None,
-        infer_keys: bool,
-        validate: bool,
-        missing_foreign_keys: str,
-        static_tables: Collection[str] | None,
-    ) -> Self:
+    def _from_frames(cls, frames: Mapping[str, pd.DataFrame], declared: dict[str, _Keys],
+                     source: str, arguments_win: bool, given: _Given) -> Self:
         """Declared keys + arguments + inference (see the module docstring) -> Database."""
-        names = list(frames)
-        _check_arguments(names, primary_keys, foreign_keys, time_columns)
-        keys = {name: declared.get(name) or _Keys() for name in names}
-        frames = dict(frames)
-        for name, entry in keys.items():
-            for column in [c for c, parent in entry.foreign_keys.items() if parent == name]:
-                warnings.warn(dropped_self_reference(name, column) + f" (declared in {source}).",
-                              stacklevel=3)
-                del entry.foreign_keys[column]
-                entry.references.pop(column, None)
-                if column not in frames[name].columns:
-                    continue
-                series = frames[name][column]
-                if (pd.api.types.is_numeric_dtype(series.dtype)
-                        and not pd.api.types.is_bool_dtype(series.dtype)
-                        and not is_id_like(column, series)):
-                    # its values name rows: counted (MODE, NUM_UNIQUE), never averaged
-                    frames[name] = frames[name].assign(**{column: series.astype("category")})
-        _apply_arguments(keys, primary_keys, foreign_keys, time_columns, source, arguments_win)
-        _check_columns(frames, keys)
-        report = _infer(frames, keys) if infer_keys else []
-        _check_references(keys)
+        frames, keys, report = _assemble(frames, declared, source, arguments_win, given)
         tables = {
             name: Table(frames[name], entry.primary_key, entry.foreign_keys, entry.time_column)
             for name, entry in keys.items()
         }
-        database = cls(tables, validate=validate, missing_foreign_keys=missing_foreign_keys,
-                       static_tables=static_tables)  # type: ignore[call-arg]
-        database.inferred_keys = report
-        return database
+        return given.database(cls, tables, report)
 
     @classmethod
     def from_dataframes(
@@ -508,10 +571,9 @@ class DatabaseFormats:
         """
         names = list(frames)
         declared = _declared_from_schema(schema or {}, names, "schema")
-        return cls._from_frames(
-            frames, declared, "the schema", False, primary_keys, foreign_keys, time_columns,
-            infer_keys, validate, missing_foreign_keys, static_tables,
-        )
+        return cls._from_frames(frames, declared, "the schema", False, _Given(
+            primary_keys, foreign_keys, time_columns, infer_keys, validate,
+            missing_foreign_keys, static_tables))
 
     @classmethod
     def from_folder(
@@ -596,10 +658,9 @@ class DatabaseFormats:
             else:
                 raise ValueError(f"table {name!r}: {file.name} is neither .csv nor .parquet.")
         declared = _declared_from_schema(specs, list(frames), str(schema_path))
-        return cls._from_frames(
-            frames, declared, str(schema_path), False, primary_keys, foreign_keys,
-            time_columns, infer_keys, validate, missing_foreign_keys, static_tables,
-        )
+        return cls._from_frames(frames, declared, str(schema_path), False, _Given(
+            primary_keys, foreign_keys, time_columns, infer_keys, validate,
+            missing_foreign_keys, static_tables))
 
     @classmethod
     def from_sqlite(
@@ -681,10 +742,119 @@ class DatabaseFormats:
         finally:
             if own:
                 connection.close()
-        return cls._from_frames(
-            frames, declared, "the SQLite database", True, primary_keys, foreign_keys,
-            time_columns, infer_keys, validate, missing_foreign_keys, static_tables,
-        )
+        return cls._from_frames(frames, declared, "the SQLite database", True, _Given(
+            primary_keys, foreign_keys, time_columns, infer_keys, validate,
+            missing_foreign_keys, static_tables))
+
+    @classmethod
+    def from_duckdb(
+        cls,
+        database: str | os.PathLike[str] | duckdb.DuckDBPyConnection,
+        *,
+        primary_keys: Mapping[str, str | None] | None = None,
+        foreign_keys: Mapping[str, Mapping[str, str | None]] | None = None,
+        time_columns: Mapping[str, str | None] | None = None,
+        tables: list[str] | None = None,
+        load: bool = False,
+        infer_keys: bool = True,
+        validate: bool = True,
+        missing_foreign_keys: str = "raise",
+        static_tables: Collection[str] | None = None,
+    ) -> Self:
+        """Build from a DuckDB file or connection; by default the tables stay in DuckDB.
+
+        Keys come from the database's ``PRIMARY KEY`` / ``REFERENCES`` constraints (single
+        columns), the arguments (which win over a constraint, with a warning) and inference
+        (see the module docstring), as for :meth:`from_sqlite`. The base tables of the main
+        schema are read (views are not: they have no row ids).
+
+        With ``load=False`` (the default) no table is read whole: the database's tables are
+        :class:`~rdbpfn.duckdb_tables.DuckDBTable` objects, the checks and key inference run
+        as SQL, and ``linearize`` computes DFS inside DuckDB (``engine="duckdb"``, which it
+        picks by itself), spilling to disk under its ``memory_limit``. ``db.load()`` reads
+        them into pandas later. With ``load=True`` every table is read into pandas now, as
+        :meth:`from_sqlite` does.
+
+        Args:
+            database: path of a DuckDB file (opened read-only, on each use) or an open
+                ``duckdb`` connection (pass the connection if this process writes the file).
+            primary_keys, foreign_keys, time_columns: keys by table (``{"orders":
+                "order_id"}``, ``{"orders": {"customer_id": "customers"}}``, ``{"orders":
+                "at"}``), added to the declared ones.
+            tables: read only these tables (foreign keys to the others are left out).
+            load: read the tables into pandas now.
+            infer_keys, validate, missing_foreign_keys, static_tables: as in
+                :meth:`from_dataframes`; with tables in DuckDB, a foreign-key value absent
+                from its parent reads as null (``missing_foreign_keys="null"``).
+        Raises:
+            FileNotFoundError: no file at the path.
+            ValueError: a named table is absent; keys as in :meth:`from_sqlite`; a foreign
+                key and its parent's key of different types (text and numbers); with the
+                tables in DuckDB, a time column that is not a TIMESTAMP, DATE or ISO text.
+        """
+        source = DuckDBSource(database)
+        names = source.table_names()
+        if tables is not None:
+            absent = [t for t in tables if t not in names]
+            if absent:
+                raise ValueError(f"tables {absent} are not in the DuckDB database {names}.")
+        chosen = list(tables) if tables is not None else names
+        declared: dict[str, _Keys] = {}
+        types = {name: source.column_types(name) for name in chosen}
+        for name in chosen:
+            entry = declared[name] = _Keys()
+            for kind, columns, parent, targets in source.constraints(name):
+                if kind == "PRIMARY KEY":
+                    entry.primary_key_said = True
+                    entry.primary_key = columns[0] if len(columns) == 1 else None
+                    continue
+                entry.foreign_keys_said = True
+                if len(columns) > 1:
+                    warnings.warn(
+                        f"table {name!r}: composite foreign key {columns} -> {parent!r} is not "
+                        "supported and was dropped; its columns are kept as ordinary "
+                        "columns.", stacklevel=2,
+                    )
+                elif parent in chosen or parent not in names:
+                    entry.foreign_keys[columns[0]] = parent
+                    entry.references[columns[0]] = targets[0]
+        given = _Given(primary_keys, foreign_keys, time_columns, infer_keys, validate,
+                       missing_foreign_keys, static_tables)
+        if load:
+            frames = {name: source.frame(f"SELECT * FROM {quote(name)} ORDER BY rowid")
+                      for name in chosen}
+            return cls._from_frames(frames, declared, "the DuckDB database", True, given)
+        samples = {name: source.frame(f"SELECT * FROM {quote(name)} ORDER BY rowid "
+                                      f"LIMIT {SAMPLE_ROWS}") for name in chosen}
+        return cls._from_samples(source, samples, types, declared, given)
+
+    @classmethod
+    def _from_samples(cls, source: DuckDBSource, samples: Mapping[str, pd.DataFrame],
+                      types: Mapping[str, Mapping[str, str]], declared: dict[str, _Keys],
+                      given: _Given) -> Self:
+        """Like :meth:`_from_frames` for tables that stay in DuckDB: ``samples`` give the
+        columns and kinds, SQL the values."""
+        values = DuckDBValues(source, types)
+        frames, keys, report = _assemble(samples, declared, "the DuckDB database", True, given,
+                                         values)
+        made: dict[str, DuckDBTable] = {}
+        for name, entry in keys.items():
+            categorical = frozenset(
+                c for c in frames[name].columns
+                if isinstance(frames[name][c].dtype, pd.CategoricalDtype)
+                and not isinstance(samples[name][c].dtype, pd.CategoricalDtype))
+            made[name] = DuckDBTable(source, name, samples[name], types[name], entry.primary_key,
+                                     entry.foreign_keys, entry.time_column, categorical)
+        for name, table in made.items():
+            for column, parent in table.foreign_keys.items():
+                if not key_types_agree(table, column, made[parent]):
+                    raise ValueError(
+                        f"table {name!r}: foreign key {column!r} is {table.types[column]} but "
+                        f"{parent}.{made[parent].primary_key} is "
+                        f"{made[parent].types[str(made[parent].primary_key)]}; they do not "
+                        "compare. Store both as the same type."
+                    )
+        return given.database(cls, made, report)
 
     @classmethod
     def from_entityset(cls, entityset: ft.EntitySet, validate: bool = True) -> Self:

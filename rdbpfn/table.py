@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ID_LIKE_NAME", "LATEST_CUTOFF", "MISSING_TIME", "Table", "is_id_like",
-           "time_differences", "time_keys"]
+__all__ = ["ID_LIKE_NAME", "LATEST_CUTOFF", "MISSING_TIME", "Table", "column_kind",
+           "is_id_like", "time_differences", "time_keys"]
 
 MISSING_TIME = np.iinfo(np.int64).max
 """Time key of a row whose time is missing: after every cutoff, so never visible."""
@@ -85,7 +85,8 @@ def is_id_like(name: object, series: pd.Series) -> bool:
     return bool(np.all(np.isfinite(present) & (present == np.round(present))))
 
 
-def _column_kind(name: object, series: pd.Series) -> str:
+def column_kind(name: object, series: pd.Series) -> str:
+    """Kind of a non-key column (one of :data:`COLUMN_KINDS`) from its dtype and values."""
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
@@ -210,42 +211,56 @@ class Table:
     ) -> None:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"Table needs a pandas DataFrame, got {type(df).__name__}.")
+        if not df.columns.is_unique:
+            duplicated = df.columns[df.columns.duplicated()].tolist()
+            raise ValueError(f"Table has duplicate column names {duplicated}; rename them.")
+        self._set_roles(list(df.columns), primary_key, foreign_keys, time_column)
+        self.df = df
+        keys = {primary_key, time_column, *self.foreign_keys} - {None}
+        self.column_kinds: dict[str, str] = {
+            str(c): column_kind(c, df[c]) for c in df.columns if c not in keys
+        }
+        """Kind of every non-key, non-time column: one of :data:`COLUMN_KINDS`."""
+        self._cache: dict[str, Any] = {}
+
+    def _set_roles(self, columns: list[Any], primary_key: str | None,
+                   foreign_keys: Mapping[str, str] | None, time_column: str | None) -> None:
+        """Check and set the key and time columns among ``columns``."""
         foreign_keys = dict(foreign_keys or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in foreign_keys.items()):
             raise TypeError(
                 f"foreign_keys must map column names (str) to table names (str), got "
                 f"{foreign_keys!r}."
             )
-        if not df.columns.is_unique:
-            duplicated = df.columns[df.columns.duplicated()].tolist()
-            raise ValueError(f"Table has duplicate column names {duplicated}; rename them.")
         for role, column in [("primary_key", primary_key), ("time_column", time_column)] + [
             ("foreign key", c) for c in foreign_keys
         ]:
-            if column is not None and column not in df.columns:
+            if column is not None and column not in columns:
                 raise ValueError(
                     f"{role} {column!r} is not a column of the table; columns are "
-                    f"{list(df.columns)}."
+                    f"{columns}."
                 )
         if time_column is not None and (time_column == primary_key or time_column in foreign_keys):
             raise ValueError(f"time_column {time_column!r} is also a key column; use another.")
-        self.df = df
         self.primary_key = primary_key
         self.foreign_keys = foreign_keys
         self.time_column = time_column
-        keys = {primary_key, time_column, *foreign_keys} - {None}
-        self.column_kinds: dict[str, str] = {
-            str(c): _column_kind(c, df[c]) for c in df.columns if c not in keys
-        }
-        """Kind of every non-key, non-time column: one of :data:`COLUMN_KINDS`."""
-        self._cache: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.df)
 
+    @property
+    def columns(self) -> list[Any]:
+        """Every column label, key and time columns included, in order."""
+        return list(self.df.columns)
+
+    def head(self, n: int) -> pd.DataFrame:
+        """The first ``n`` rows (what checks that look at a sample read)."""
+        return self.df.head(n)
+
     def __repr__(self) -> str:
         return (
-            f"Table({len(self.df)} rows, primary_key={self.primary_key!r}, "
+            f"{type(self).__name__}({len(self)} rows, primary_key={self.primary_key!r}, "
             f"foreign_keys={self.foreign_keys!r}, time_column={self.time_column!r}, "
             f"columns={list(self.column_kinds)})"
         )
@@ -331,3 +346,7 @@ class Table:
                 codes, categories = pd.factorize(series, sort=True)
             self._cache[key] = (codes.astype(np.int64), pd.Index(categories))
         return self._cache[key]
+
+    def categories(self, column: str) -> pd.Index:
+        """Sorted distinct values of a categorical column (the codes' categories)."""
+        return self.categorical_codes(column)[1]

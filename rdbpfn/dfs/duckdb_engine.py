@@ -62,16 +62,15 @@ raises a ValueError naming it.
 
 **Execution.** Each relation of the plan is one ``CREATE TEMP TABLE ... AS SELECT`` (dropped
 once nothing later reads it), then one final select, all on a cursor of a connection with
-:data:`MEMORY_LIMIT` and a private spill folder; temp tables spill too. Only the final
-(n, p) frame is fetched. One statement of CTEs would be the same plan, but DuckDB's
-optimizer takes minutes on the 100-250 CTEs of a depth-3 plan, and milliseconds on each
+:data:`rdbpfn.duckdb_tables.MEMORY_LIMIT` and a private spill folder; temp tables spill
+too. Only the final (n, p) frame is fetched. One statement of CTEs would be the same plan,
+but DuckDB's optimizer takes minutes on the 100-250 CTEs of a depth-3 plan, and milliseconds on each
 piece. :func:`features_sql` shows the script.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -83,6 +82,7 @@ import pyarrow as pa
 
 from rdbpfn.database import Database
 from rdbpfn.dfs.synthesis import Feature, Link, feature_frame, links_of
+from rdbpfn.duckdb_tables import DuckDBTable, connect, memory_limit_or_default, quote
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences, time_keys
 
 if TYPE_CHECKING:
@@ -90,21 +90,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGGREGATIONS",
-    "MEMORY_LIMIT",
-    "TEMP_DIRECTORY",
     "Aggregation",
     "evaluate_features_duckdb",
     "features_sql",
 ]
-
-MEMORY_LIMIT = "2GB"
-"""DuckDB ``memory_limit`` of the connections this engine opens; past it DuckDB spills to
-disk. Override per call (``memory_limit=``) or for the process (assign this constant)."""
-
-TEMP_DIRECTORY: str | None = None
-"""Folder in which each call makes, and then removes, its spill folder; None = the system's
-temp folder. Override per call (``temp_directory=``) or by assigning this constant."""
-
 
 @dataclass(frozen=True)
 class Aggregation:
@@ -156,8 +145,9 @@ AGGREGATIONS: dict[str, Aggregation] = {
                         (("s", "sum({x})", "sum"), ("n", "count({x})", "sum"))),
     "max": Aggregation("prefix", "{hi}", (("hi", "max({x})", "max"),)),
     "min": Aggregation("prefix", "{lo}", (("lo", "min({x})", "min"),)),
-    # ties go to the smallest category code, as in the vectorized engine
-    "mode": Aggregation("per_value", "first({x} ORDER BY {n} DESC, {x})"),
+    # the most frequent code, ties to the smallest (as the vectorized engine): the code that
+    # minimises x - n * 2**32 (codes and counts < 2**31); arg_min is Spark's min_by
+    "mode": Aggregation("per_value", "arg_min({x}, {x} - {n} * 4294967296)"),
     # 0 when the segment has rows but no value; no rows -> no group -> NULL (featuretools)
     "num_unique": Aggregation("distinct", "count(DISTINCT {x})", counts_rows=True),
     # missing counts as false: true rows over all rows, in integers then one division
@@ -276,8 +266,10 @@ class _Script:
 class _Plan:
     """Builds the SQL of one request from its features (see the module docstring)."""
 
-    def __init__(self, db: Database, include_cutoff_time: bool, prefix: str) -> None:
+    def __init__(self, db: Database, include_cutoff_time: bool, prefix: str,
+                 asof: bool = True) -> None:
         self.db = db
+        self.asof = asof
         self.strict = not include_cutoff_time
         self.prefix = prefix
         self.requests = f"{prefix}requests"
@@ -289,6 +281,7 @@ class _Plan:
             self.links_from[link.child].append(link)
         self.value_columns: dict[str, dict[tuple[str, str], str]] = {}
         self._ids: dict[int, int] = {}
+        self.target = ""
 
     # ---------------------------------------------------------------- naming
     def relation(self, table: str) -> str:
@@ -357,6 +350,7 @@ class _Plan:
     # ---------------------------------------------------------------- statement
     def build(self, target: str, features: Sequence[Feature]) -> _Script:
         """The script: one row per request, in request order, a column per feature."""
+        self.target = target
         if self.timed(target):
             row = (f"CASE WHEN {self.visible('x.t', 'q.cutoff')} THEN q.rownum ELSE -1 END")
             join = f" LEFT JOIN {self.relation(target)} AS x ON x.rownum = q.rownum"
@@ -477,9 +471,8 @@ class _Plan:
             flat, timed = self.flatten(path, [f.base for f in group])
             leaf = _safe(path[-1].child)
             if timed:  # each row -> the first cutoff of its root's pairs that sees it
-                leaf_rows = self.add(f"seen_{leaf}", (
-                    f"SELECT l.*, b.cutoff AS bucket FROM ({flat}) AS l ASOF JOIN {domain} AS b "
-                    f"ON b.rownum = l.root AND l.t {'<' if self.strict else '<='} b.cutoff"))
+                columns = [self.col(base) for base in _unique([f.base for f in group])]
+                leaf_rows = self.add(f"seen_{leaf}", self.first_seen(flat, columns, domain))
             else:
                 leaf_rows = self.add(f"flat_{leaf}", flat)
             prefix = [f for f in group if AGGREGATIONS[f.primitive].strategy == "prefix"]
@@ -545,6 +538,45 @@ class _Plan:
                     f"SELECT rownum, cutoff, {final} AS {self.col(feature)} FROM {segments} "
                     "GROUP BY rownum, cutoff")), [feature]))
         return out
+
+    def first_seen(self, flat: str, columns: list[str], domain: str) -> str:
+        """SQL: the rows of ``flat`` (root, t, ``columns``), each with ``bucket`` = the first
+        cutoff among its root's pairs in ``domain`` that sees it; rows none sees drop out.
+        One ASOF join, or (``asof=False``) a running minimum over the rows and the pairs
+        sorted by time, ties ordered so that a cutoff sees the rows at its instant (or, with
+        strict cutoffs, does not)."""
+        if self.asof:
+            return (f"SELECT l.*, b.cutoff AS bucket FROM ({flat}) AS l ASOF JOIN {domain} AS b "
+                    f"ON b.rownum = l.root AND l.t {'<' if self.strict else '<='} b.cutoff")
+        row, pair = (1, 0) if self.strict else (0, 1)
+        values = ", ".join(columns)
+        nulls = ", ".join(f"NULL AS {c}" for c in columns)
+        both = (f"SELECT root, t, {values}, NULL AS c, {row} AS kind FROM ({flat}) AS l "
+                f"UNION ALL SELECT rownum AS root, cutoff AS t, {nulls}, cutoff AS c, "
+                f"{pair} AS kind FROM {domain}")
+        return (f"SELECT root, t, {values}, bucket FROM (SELECT u.*, min(c) OVER (PARTITION BY "
+                "root ORDER BY t, kind ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS "
+                f"bucket FROM ({both}) AS u) AS s WHERE kind = {row} AND bucket IS NOT NULL")
+
+    def latest(self, pairs: str, totals: str, keys: list[str]) -> str:
+        """FROM clause: each row of ``pairs`` (``keys``, cutoff; aliased ``d``) with the row of
+        ``totals`` (root, the other keys, bucket; aliased ``r``) of the same keys and the
+        latest bucket at or before its cutoff; rows without one drop out. One ASOF join, or
+        (``asof=False``) a running maximum of the buckets over the buckets and the pairs
+        sorted by time (a bucket at a cutoff's instant counts), then an equi-join."""
+        names = {"rownum": "root"}
+        on = " AND ".join(f"r.{names.get(k, k)} = d.{k}" for k in keys)
+        if self.asof:
+            return f"{pairs} AS d ASOF JOIN {totals} AS r ON {on} AND d.cutoff >= r.bucket"
+        listed = ", ".join(keys)
+        both = (f"SELECT {', '.join(f'{names.get(k, k)} AS {k}' for k in keys)}, bucket AS "
+                f"cutoff, bucket AS b, 0 AS kind FROM {totals} UNION ALL SELECT {listed}, "
+                f"cutoff, NULL AS b, 1 AS kind FROM {pairs}")
+        marks = self.add("latest", (
+            f"SELECT {listed}, cutoff, kind, max(b) OVER (PARTITION BY {listed} ORDER BY "
+            f"cutoff, kind {_ROWS_SO_FAR}) AS bucket FROM ({both}) AS u"))
+        return (f"(SELECT {listed}, cutoff, bucket FROM {marks} WHERE kind = 1 AND bucket IS "
+                f"NOT NULL) AS d JOIN {totals} AS r ON {on} AND r.bucket = d.bucket")
 
     def time_signature(self, base: Feature) -> tuple[tuple[int, ...], ...]:
         """The direct hops of a static base that reach a timed table (their times delay the
@@ -619,15 +651,14 @@ class _Plan:
         if timed:
             merged = ", ".join(f"{merge}({name}) OVER w AS {name}" for name, _, merge in partials)
             sql = (f"SELECT root, bucket, {merged} FROM (SELECT root, bucket, {aggregates} "
-                   f"FROM {rows} GROUP BY root, bucket) "
+                   f"FROM {rows} GROUP BY root, bucket) AS g "
                    f"WINDOW w AS (PARTITION BY root ORDER BY bucket {_ROWS_SO_FAR})")
-            totals = self.add("running", sql)
-            join = f"ASOF JOIN {totals} AS r ON r.root = d.rownum AND d.cutoff >= r.bucket"
+            source = self.latest(domain, self.add("running", sql), ["rownum"])
         else:
             totals = self.add("totals", f"SELECT root, {aggregates} FROM {rows} GROUP BY root")
-            join = f"JOIN {totals} AS r ON r.root = d.rownum"
+            source = f"{domain} AS d JOIN {totals} AS r ON r.root = d.rownum"
         return self.add("aggregates", f"SELECT d.rownum, d.cutoff, {finals} "
-                                      f"FROM {domain} AS d {join}{self.now_join('d.cutoff')}")
+                                      f"FROM {source}{self.now_join('d.cutoff')}")
 
     def running_distinct(self, domain: str, rows: str, timed: bool, feature: Feature) -> str:
         """Distinct values of a static base seen by each pair: a running count of each
@@ -638,15 +669,15 @@ class _Plan:
             return self.add("distinct", f"SELECT d.rownum, d.cutoff, r.u AS {column} FROM "
                                         f"{domain} AS d JOIN ({totals}) AS r ON r.root = d.rownum")
         first = (f"SELECT root, bucket, count(*) AS u FROM (SELECT root, min(bucket) AS bucket "
-                 f"FROM {rows} WHERE {x} IS NOT NULL GROUP BY root, {x}) GROUP BY root, bucket")
+                 f"FROM {rows} WHERE {x} IS NOT NULL GROUP BY root, {x}) AS m "
+                 "GROUP BY root, bucket")
         buckets = f"SELECT root, bucket FROM {rows} GROUP BY root, bucket"
         running = self.add("running_distinct", (
             f"SELECT b.root, b.bucket, sum(coalesce(f.u, 0)) OVER (PARTITION BY b.root "
             f"ORDER BY b.bucket {_ROWS_SO_FAR}) AS u FROM ({buckets}) AS b LEFT JOIN ({first}) "
             "AS f ON f.root = b.root AND f.bucket = b.bucket"))
-        return self.add("distinct", (
-            f"SELECT d.rownum, d.cutoff, r.u AS {column} FROM {domain} AS d ASOF JOIN "
-            f"{running} AS r ON r.root = d.rownum AND d.cutoff >= r.bucket"))
+        return self.add("distinct", (f"SELECT d.rownum, d.cutoff, r.u AS {column} FROM "
+                                     f"{self.latest(domain, running, ['rownum'])}"))
 
     def running_counts(self, domain: str, rows: str, timed: bool, feature: Feature) -> str:
         """Per-value aggregation of a static base: (rownum, cutoff, x, n) = how many rows
@@ -668,9 +699,8 @@ class _Plan:
         pairs = self.add("seen_values", (
             f"SELECT d.rownum, d.cutoff, s.x FROM {domain} AS d JOIN {first} AS s "
             "ON s.root = d.rownum AND s.bucket <= d.cutoff"))
-        return self.add("value_counts", (
-            f"SELECT p.rownum, p.cutoff, p.x, r.n FROM {pairs} AS p ASOF JOIN {running} AS r "
-            "ON r.root = p.rownum AND r.x = p.x AND p.cutoff >= r.bucket"))
+        return self.add("value_counts", (f"SELECT d.rownum, d.cutoff, d.x, r.n FROM "
+                                         f"{self.latest(pairs, running, ['rownum', 'x'])}"))
 
     def per_value(self, counts: str, feature: Feature) -> str:
         assert feature.primitive is not None
@@ -707,15 +737,33 @@ class _Plan:
             "AS v ON v.rownum = e.child AND v.cutoff = e.cutoff"))
 
     # ---------------------------------------------------------------- inputs
-    def inputs(self, rows: np.ndarray, cutoff_keys: np.ndarray) -> dict[str, pa.Table]:
-        """The Arrow tables the statement reads, by relation name."""
-        out = {self.requests: pa.table({
-            "request": pa.array(np.arange(len(rows), dtype=np.int64)),
-            "rownum": pa.array(rows),
-            "cutoff": pa.array(cutoff_keys),
-        })}
+    def inputs(self, rows: np.ndarray, cutoff_keys: np.ndarray) -> dict[str, pa.Table | str]:
+        """What the statement reads, by relation name, in creation order: Arrow tables
+        (registered) for tables in memory, SELECTs (materialized once) for tables that stay
+        in DuckDB. For those, ``rows`` are the target's primary-key values and the requests
+        find their rows by a join (unknown ones get a null rownum, see :meth:`unknown`)."""
+        out: dict[str, pa.Table | str] = {}
+        in_duckdb = self.db.duckdb_source is not None
+        if in_duckdb:
+            ids = f"{self.prefix}ids"
+            out[ids] = pa.table({"request": pa.array(np.arange(len(rows), dtype=np.int64)),
+                                 "id": _arrow_ids(rows), "cutoff": pa.array(cutoff_keys)})
+            target = self.db[self.target]
+            assert isinstance(target, DuckDBTable) and target.primary_key is not None
+            out[self.requests] = (
+                f"SELECT q.request, x.rowid AS rownum, q.cutoff FROM {ids} AS q LEFT JOIN "
+                f"{target.sql_name} AS x ON x.{quote(target.primary_key)} = q.id")
+        else:
+            out[self.requests] = pa.table({
+                "request": pa.array(np.arange(len(rows), dtype=np.int64)),
+                "rownum": pa.array(rows),
+                "cutoff": pa.array(cutoff_keys),
+            })
         for table, columns in self.value_columns.items():
             info = self.db[table]
+            if isinstance(info, DuckDBTable):
+                out[self.relation(table)] = self.duckdb_input(info, columns)
+                continue
             arrays = {"rownum": pa.array(np.arange(len(info), dtype=np.int64))}
             if info.time_column is not None:
                 arrays["t"] = pa.array(info.time_keys(table))
@@ -742,6 +790,48 @@ class _Plan:
                                                           from_pandas=True)})
         return out
 
+    def duckdb_input(self, info: DuckDBTable, columns: dict[tuple[str, str], str]) -> str:
+        """The SELECT of a table that stays in DuckDB, with the columns of the Arrow input of
+        a table in memory (see the module docstring): rownum = rowid, k<i> = the parent's
+        rowid, categories ranked by sorted value."""
+        select, joins = ["x.rowid AS rownum"], []
+        if info.time_column is not None:
+            select.append(f"coalesce({info.time_key('x')}, {MISSING_TIME}) AS t")
+        for link in self.links_from[info.name]:
+            parent = self.db[link.parent]
+            assert isinstance(parent, DuckDBTable) and parent.primary_key is not None
+            alias = f"p{link.index}"
+            joins.append(f"LEFT JOIN {parent.sql_name} AS {alias} ON "
+                         f"{alias}.{quote(parent.primary_key)} = x.{quote(link.column)}")
+            select.append(f"{alias}.rowid AS k{link.index}")
+        for (column, kind), name in columns.items():
+            if kind == "time":
+                select.append(f"{info.time_key('x')} AS {name}")
+            elif kind == "categorical":
+                joins.append(f"LEFT JOIN ({info.categories_sql(column)}) AS {name}_codes "
+                             f"ON {name}_codes.v = {info.text(column, 'x')}")
+                select.append(f"{name}_codes.code AS {name}")
+            else:
+                select.append(f"{info.numeric(column, 'x')} AS {name}")
+        return f"SELECT {', '.join(select)} FROM {info.sql_name} AS x " + " ".join(joins)
+
+    def unknown(self) -> str | None:
+        """SQL of up to five requested ids that name no row (tables in DuckDB), else None."""
+        if self.db.duckdb_source is None:
+            return None
+        return (f"SELECT q.id FROM {self.prefix}ids AS q JOIN {self.requests} AS r "
+                "ON r.request = q.request WHERE r.rownum IS NULL LIMIT 5")
+
+
+def _arrow_ids(ids: np.ndarray) -> pa.Array:
+    try:
+        return pa.array(list(ids) if ids.dtype == object else ids, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as error:
+        raise ValueError(
+            f"entity_ids mix types ({str(error).splitlines()[0]}); pass primary-key values "
+            "of one type."
+        ) from None
+
 
 def _float_times(keys: np.ndarray) -> np.ndarray:
     """The float times of numeric time keys (NaN for missing times and "no cutoff"), taken
@@ -752,25 +842,46 @@ def _float_times(keys: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ entry points
 def features_sql(db: Database, target_table: str, features: Sequence[Feature],
-                 include_cutoff_time: bool = True) -> str:
+                 include_cutoff_time: bool = True, asof: bool = True) -> str:
     """The SQL script :func:`evaluate_features_duckdb` runs, for reading or ``EXPLAIN``.
 
     It reads ``requests(request, rownum, cutoff)``, ``cutoffs(cutoff, now)`` (numeric-time
     databases with time features) and one relation ``t<i>`` per table (``i``
     = the table's position in the database), as described in the module docstring.
+    ``asof=False`` gives the plan without ASOF joins (see :func:`evaluate_features_duckdb`).
     """
     _check_supported(features)
-    return _Plan(db, include_cutoff_time, prefix="").build(target_table, list(features)).text()
+    plan = _Plan(db, include_cutoff_time, prefix="", asof=asof)
+    return plan.build(target_table, list(features)).text()
 
 
-def _run(connection: duckdb.DuckDBPyConnection, script: _Script, inputs: dict[str, pa.Table]
-         ) -> dict[str, np.ndarray]:
+def _run(connection: duckdb.DuckDBPyConnection, script: _Script,
+         inputs: dict[str, pa.Table | str], unknown: str | None) -> dict[str, np.ndarray]:
     """Run ``script`` on a cursor of ``connection`` (its registered inputs and temp tables
     vanish with the cursor) and fetch the final select, column by column."""
+    import duckdb  # imported on use, like featuretools in the reference engine
+
     cursor = connection.cursor()
     try:
         for name, table in inputs.items():
-            cursor.register(name, table)
+            if isinstance(table, str):
+                try:
+                    cursor.execute(f"CREATE TEMP TABLE {name} AS {table}")
+                except (duckdb.BinderException, duckdb.ConversionException) as error:
+                    raise ValueError(
+                        "the entity ids or a foreign key do not compare with the primary key "
+                        f"they name: {str(error).splitlines()[0]}. Pass ids of the key's type, "
+                        "and give foreign keys their parent key's type."
+                    ) from None
+            else:
+                cursor.register(name, table)
+        if unknown is not None:
+            missing = [row[0] for row in cursor.execute(unknown).fetchall()]
+            if missing:
+                raise ValueError(
+                    f"entity_ids holds values that are not primary-key values of the target "
+                    f"table, e.g. {missing}. Pass existing primary-key values."
+                )
         for (name, sql), done in zip(script.relations, script.drops(), strict=True):
             cursor.execute(f"CREATE TEMP TABLE {name} AS {sql}")
             for finished in done:
@@ -792,6 +903,7 @@ def evaluate_features_duckdb(
     memory_limit: str | None = None,
     temp_directory: str | None = None,
     threads: int | None = None,
+    asof: bool = True,
 ) -> pd.DataFrame:
     """Compute ``features`` of ``target_table`` for each (row, cutoff) request in DuckDB.
 
@@ -799,28 +911,35 @@ def evaluate_features_duckdb(
     (sums and means to float rounding).
 
     Args:
-        db: the database.
+        db: the database, in memory or staying in DuckDB
+            (:meth:`~rdbpfn.formats.DatabaseFormats.from_duckdb`).
         target_table: table of the requested rows.
         features: output features of ``target_table`` (from ``build_features``).
-        rows: (n,) int64 row numbers (-1 = unknown entity: all features missing/default).
+        rows: (n,) int64 row numbers (-1 = unknown entity: all features missing/default);
+            for a database that stays in DuckDB, (n,) primary-key values of the target.
         cutoff_keys: (n,) int64 time keys (``LATEST_CUTOFF`` = no cutoff).
         include_cutoff_time: rows stamped exactly at the cutoff are visible.
         connection: run on this DuckDB connection (its settings are left as they are, the
             inputs are registered under unique names and dropped after); None = a fresh
-            in-memory connection with ``memory_limit`` and a spill folder, closed after.
+            connection with ``memory_limit`` and a spill folder, closed after (for a
+            database in a DuckDB file: the file opened read-only; for one given as a
+            connection: that connection).
         memory_limit: DuckDB memory limit of the fresh connection, e.g. "8GB";
-            None = :data:`MEMORY_LIMIT`.
+            None = :data:`rdbpfn.duckdb_tables.MEMORY_LIMIT`.
         temp_directory: folder for the fresh connection's spill folder;
-            None = :data:`TEMP_DIRECTORY`.
+            None = :data:`rdbpfn.duckdb_tables.TEMP_DIRECTORY`.
         threads: DuckDB threads of the fresh connection; None = DuckDB's default (one per
             core). Each thread needs buffers of its own: under a small ``memory_limit`` use
             few threads.
+        asof: False = the plan without ASOF joins (running minima and maxima over sorted
+            unions instead), the one engines without ASOF joins run (Spark); same values.
     Returns:
         DataFrame (n, len(features)) with a RangeIndex: float64 columns, ``pd.Categorical``
         for categorical features.
     Raises:
         ValueError: a feature needs a primitive this engine lacks; ``rows``
-            and ``cutoff_keys`` of different lengths.
+            and ``cutoff_keys`` of different lengths; ids that name no row or do not
+            compare with the key.
         MemoryError: DuckDB ran out of ``memory_limit`` in a step it cannot spill; the
             message says which limit and how to raise it.
     """
@@ -828,38 +947,36 @@ def evaluate_features_duckdb(
 
     features = list(features)
     _check_supported(features)
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    source = db.duckdb_source
+    rows = np.asarray(rows).reshape(-1) if source is not None else (
+        np.asarray(rows, dtype=np.int64).reshape(-1))
     cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64).reshape(-1)
     if len(rows) != len(cutoff_keys):
         raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
                          "pass one cutoff key per row.")
     if not features:
         return pd.DataFrame(index=pd.RangeIndex(len(rows)))
-    plan = _Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_")
+    plan = _Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_", asof=asof)
     script = plan.build(target_table, features)
     inputs = plan.inputs(rows, cutoff_keys)
+    if connection is None and source is not None:
+        connection = source.connection
     if connection is not None:
-        result = _run(connection, script, inputs)
+        result = _run(connection, script, inputs, plan.unknown())
     else:
-        parent = temp_directory if temp_directory is not None else TEMP_DIRECTORY
-        with tempfile.TemporaryDirectory(prefix="rdbpfn-duckdb-", dir=parent) as spill:
-            config: dict[str, str | int | bool] = {
-                "memory_limit": memory_limit or MEMORY_LIMIT, "temp_directory": spill,
-                "preserve_insertion_order": False}
-            if threads is not None:
-                config["threads"] = threads
-            fresh = duckdb.connect(":memory:", config=config)
+        limit = memory_limit_or_default(memory_limit)
+        with connect(source.path if source is not None else ":memory:",
+                     read_only=source is not None, memory_limit=limit,
+                     temp_directory=temp_directory, threads=threads) as fresh:
             try:
-                result = _run(fresh, script, inputs)
+                result = _run(fresh, script, inputs, plan.unknown())
             except duckdb.OutOfMemoryException as error:
                 raise MemoryError(
-                    f"engine='duckdb' ran out of its memory_limit={config['memory_limit']} "
-                    f"(a join it could not spill: {str(error).splitlines()[0]}). Raise the "
-                    "limit (linearize(..., max_memory_mb=4096)), pass fewer requests per call, "
+                    f"engine='duckdb' ran out of its memory_limit={limit} (a join it could "
+                    f"not spill: {str(error).splitlines()[0]}). Raise the limit "
+                    "(linearize(..., max_memory_mb=4096)), pass fewer requests per call, "
                     "or use engine='vectorized'."
                 ) from error
-            finally:
-                fresh.close()
     fetched = list(result.values())
     assert len(fetched[0]) == len(rows), (len(fetched[0]), len(rows))
     # null (masked) cells are missing values; categorical codes have none

@@ -51,6 +51,20 @@ def _entity_rows(db: Database, target_table: str, entity_ids: Any) -> np.ndarray
     return rows.astype(np.int64)
 
 
+def _entity_keys(db: Database, target_table: str, entity_ids: Any) -> np.ndarray:
+    """The requested primary-key values of a table that stays in DuckDB (the engine finds
+    their rows, and names the unknown ones)."""
+    if db[target_table].primary_key is None:
+        raise ValueError(
+            f"target table {target_table!r} has no primary key, so its rows cannot be named; "
+            "give it a primary_key."
+        )
+    ids = np.asarray(entity_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"entity_ids must be one-dimensional, got shape {ids.shape}.")
+    return ids
+
+
 def _cutoff_keys(db: Database, cutoff_times: Any, n: int) -> np.ndarray:
     if cutoff_times is None:
         return np.full(n, LATEST_CUTOFF, dtype=np.int64)
@@ -134,7 +148,8 @@ def linearize(
         engine: "vectorized" (numpy, fast), "featuretools" (the slow reference), "duckdb"
             (set-based SQL in DuckDB, which spills to disk past its memory limit,
             ``memory_limit``; same values, every primitive and window), or "auto"
-            (= vectorized).
+            (= vectorized for tables in memory, duckdb for tables that stay in DuckDB:
+            :meth:`~rdbpfn.formats.DatabaseFormats.from_duckdb`, which only "duckdb" runs).
         include_cutoff_time: see Cutoffs above.
         features: compute only these feature names (e.g. a selection made with
             :func:`rdbpfn.dfs.select_features`), in this order.
@@ -142,7 +157,7 @@ def linearize(
             computed in pieces that fit (the values do not depend on it). ``None``: one
             piece. With engine="duckdb": DuckDB's ``memory_limit``, past which it spills
             to disk (rounded to whole MB; ``None``:
-            :data:`rdbpfn.dfs.duckdb_engine.MEMORY_LIMIT`).
+            :data:`rdbpfn.duckdb_tables.MEMORY_LIMIT`).
     Returns:
         DataFrame (n, p) with a RangeIndex: float64 columns for numeric and boolean
         features, ``pd.Categorical`` columns for categorical ones. The columns depend only
@@ -168,7 +183,17 @@ def linearize(
         chosen = [by_name[name] for name in features]
     else:
         chosen = all_features
-    rows = _entity_rows(db, target_table, entity_ids)
+    if db.duckdb_source is not None:  # the tables stay in DuckDB: so does the work
+        if engine not in ("auto", "duckdb"):
+            raise ValueError(
+                f"engine={engine!r} needs the tables in memory, and this database's stay in "
+                f"DuckDB ({db.duckdb_source}); use engine='duckdb' (or 'auto'), or load them "
+                "with db.load()."
+            )
+        engine = "duckdb"
+        rows = _entity_keys(db, target_table, entity_ids)
+    else:
+        rows = _entity_rows(db, target_table, entity_ids)
     cutoff_keys = _cutoff_keys(db, cutoff_times, len(rows))
     if engine == "featuretools":
         if len(rows) == 0:

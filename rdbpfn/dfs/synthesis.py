@@ -231,7 +231,7 @@ class _Synthesis:
         if info.primary_key is None:  # featuretools makes an index column, first
             self._add(Feature(table=table, name=MADE_INDEX, kind="identity", value="index",
                               depth=0, column=MADE_INDEX))
-        for column in info.df.columns:
+        for column in info.columns:
             if column == info.primary_key:
                 value = "index"
             elif column == info.time_column:
@@ -319,7 +319,7 @@ def feature_frame(db: Database, features: Sequence[Feature], values: Sequence[ob
     for feature, column in zip(features, values, strict=True):
         if feature.value == "categorical":
             assert feature.category is not None
-            categories = db[feature.category[0]].categorical_codes(feature.category[1])[1]
+            categories = db[feature.category[0]].categories(feature.category[1])
             columns[feature.name] = pd.Categorical.from_codes(
                 np.asarray(column, dtype=np.int64), categories=categories)
         else:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -38,6 +39,24 @@ def test_predict_writes_one_probability_per_entity(sqlite_file: Path, tmp_path: 
     predictions = pd.read_csv(out)
     assert list(predictions.columns) == ["customer_id", "probability"]
     assert len(predictions) == 150 and predictions["probability"].between(0, 1).all()
+
+
+def test_a_duckdb_file_predicts_as_the_sqlite_file(sqlite_file: Path, tmp_path: Path) -> None:
+    """The same tables in a DuckDB file (typed times, keys on the command line): the same
+    predictions."""
+    path = tmp_path / "shop.duckdb"
+    db = shop()
+    with duckdb.connect(str(path)) as connection:
+        for name in ("customers", "orders"):
+            frame = db[name].df  # noqa: F841 (read by DuckDB's replacement scan)
+            connection.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+    outputs = []
+    for source in (sqlite_file, path):
+        out = tmp_path / f"{source.suffix[1:]}.csv"
+        assert main(["predict", str(source), QUERY, "--at", "2022-10-01", "--out", str(out),
+                     *KEYS, *FAST]) == 0
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
 
 
 def test_backtest_prints_and_writes_a_report(sqlite_file: Path, tmp_path: Path,

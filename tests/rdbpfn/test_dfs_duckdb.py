@@ -173,6 +173,22 @@ def test_empty_requests_and_unknown_rows() -> None:
     assert ours.loc[0, "COUNT(item)"] == 0 and np.isnan(ours.loc[0, "x0"])
 
 
+@pytest.mark.parametrize(("schema", "target"), [
+    ("star", "client"), ("chain", "customer"), ("two_keys", "airport"), ("diamond", "user")])
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_plan_without_asof_joins_is_equal(schema: str, target: str, strict: bool) -> None:
+    """asof=False (what Spark runs) computes the same values as the ASOF plan."""
+    db = random_database(schema, seed=11)
+    ids, cutoffs = random_requests(db, target, seed=5)
+    features = build_features(db, target, 2, DEFAULT_PRIMITIVES, ("1 days", "3 days"))
+    rows = db[target].key_index().get_indexer(ids)
+    keys = time_keys(pd.Series(cutoffs), "datetime", "cutoffs")
+    ours = evaluate_features_duckdb(db, target, features, rows, keys, not strict, asof=False)
+    reference = evaluate_features(db, target, features, rows, keys, not strict)
+    assert_engines_agree(ours, reference)
+    assert "ASOF" not in features_sql(db, target, features, not strict, asof=False)
+
+
 def test_asof_joins_per_path_whatever_the_primitives() -> None:
     """Depth 1 over one timed child: one ASOF join buckets the orders by the first cutoff
     that sees them, all prefix primitives share one running relation read by one ASOF
