@@ -11,6 +11,7 @@ import pandas as pd
 from rdbpfn.database import Database
 from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb
 from rdbpfn.dfs.featuretools_engine import linearize_featuretools
+from rdbpfn.dfs.spark_engine import evaluate_features_spark
 from rdbpfn.dfs.synthesis import build_features, check_primitives
 from rdbpfn.dfs.vectorized import DEFAULT_MAX_MEMORY_MB, evaluate_features
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_keys
@@ -28,7 +29,7 @@ true values, recency and tenure (see :mod:`rdbpfn.dfs.synthesis`)."""
 DEFAULT_WINDOWS = ("7 days", "30 days", "90 days", "365 days")
 """Recent windows of the default ``COUNT`` / ``SUM`` aggregations over direct children."""
 
-ENGINES = ("auto", "vectorized", "featuretools", "duckdb")
+ENGINES = ("auto", "vectorized", "featuretools", "duckdb", "spark")
 
 
 def _entity_rows(db: Database, target_table: str, entity_ids: Any) -> np.ndarray:
@@ -149,7 +150,9 @@ def linearize(
             (set-based SQL in DuckDB, which spills to disk past its memory limit,
             ``memory_limit``; same values, every primitive and window), or "auto"
             (= vectorized for tables in memory, duckdb for tables that stay in DuckDB:
-            :meth:`~rdbpfn.formats.DatabaseFormats.from_duckdb`, which only "duckdb" runs).
+            :meth:`~rdbpfn.formats.DatabaseFormats.from_duckdb`, which only "duckdb" runs),
+            or "spark" (the same SQL plan on the active Spark session, or a local one: see
+            :mod:`rdbpfn.dfs.spark_engine`; needs ``pip install 'rdbpfn[spark]'``).
         include_cutoff_time: see Cutoffs above.
         features: compute only these feature names (e.g. a selection made with
             :func:`rdbpfn.dfs.select_features`), in this order.
@@ -211,5 +214,8 @@ def linearize(
         memory_limit = None if max_memory_mb is None else f"{max(1, round(max_memory_mb))}MB"
         return evaluate_features_duckdb(db, target_table, chosen, rows, cutoff_keys,
                                         include_cutoff_time, memory_limit=memory_limit)
+    if engine == "spark":
+        return evaluate_features_spark(db, target_table, chosen, rows, cutoff_keys,
+                                       include_cutoff_time)
     return evaluate_features(db, target_table, chosen, rows, cutoff_keys, include_cutoff_time,
                              max_memory_mb)

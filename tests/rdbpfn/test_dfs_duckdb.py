@@ -21,9 +21,10 @@ import pytest
 from eval.dfs_scale import hub_database
 from rdbpfn.database import Database
 from rdbpfn.dfs import linearize
-from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb, features_sql
+from rdbpfn.dfs.duckdb_engine import evaluate_features_duckdb
 from rdbpfn.dfs.featuretools_engine import differences
 from rdbpfn.dfs.linearize import DEFAULT_PRIMITIVES, PAPER_PRIMITIVES
+from rdbpfn.dfs.sql_plan import features_sql
 from rdbpfn.dfs.synthesis import build_features
 from rdbpfn.dfs.vectorized import evaluate_features
 from rdbpfn.table import LATEST_CUTOFF, Table, time_keys
@@ -257,10 +258,15 @@ def test_existing_connection_is_left_clean() -> None:
     ({"windows": ("-30 days",)}, r"must be a positive duration"),
     ({"max_memory_mb": 0}, r"max_memory_mb must be > 0"),
 ])
-def test_linearize_checks_apply_to_duckdb(kwargs: dict, message: str) -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_linearize_checks_apply_to_the_sql_engines(kwargs: dict, message: str,
+                                                   engine: str) -> None:
+    """Raised before any SQL runs (no Spark session starts)."""
+    if engine == "spark" and "max_memory_mb" in kwargs:
+        return  # Spark's memory is the session's, not linearize's
     arguments = {"db": shop(), "target_table": "customers", "entity_ids": [1, 2],
                  "cutoff_times": None, "primitives": PAPER_PRIMITIVES, "windows": (),
-                 "engine": "duckdb"} | kwargs
+                 "engine": engine} | kwargs
     with pytest.raises(ValueError, match=message):
         linearize(**arguments)
 
