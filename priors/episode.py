@@ -24,7 +24,8 @@ import torch
 
 from rdbpfn.episode import Episode
 
-__all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize", "relabel"]
+__all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize",
+           "finalize_regression_arrays", "relabel"]
 
 # Default range of the context share of an episode's rows (the published training used 0.5-0.9).
 CONTEXT_FRACTION = (0.5, 0.9)
@@ -83,6 +84,16 @@ def finalize_arrays(
     if rng.random() < 0.5:
         labels = 1 - labels
 
+    out = _cut_columns(x, order, columns, rng)
+    if not _ensure_both_classes(labels, out, n_context, rng):
+        return None
+    return out, labels, n_context
+
+
+def _cut_columns(x: np.ndarray, order: np.ndarray, columns: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Rows ``order`` of ``x`` (inf -> NaN), constant columns dropped, the rest permuted and
+    cut or zero-padded to ``columns``: float32 (rows, columns)."""
     x = np.asarray(x, dtype=np.float32)[order]
     x[~np.isfinite(x)] = np.nan
     missing = np.isnan(x)
@@ -90,12 +101,40 @@ def finalize_arrays(
     varying = np.where(missing, -np.inf, x).max(axis=0) > np.where(missing, np.inf, x).min(axis=0)
     kept = np.flatnonzero(varying)
     kept = rng.permutation(kept)[:columns]
-    out = np.zeros((rows, columns), dtype=np.float32)
+    out = np.zeros((len(order), columns), dtype=np.float32)
     out[:, : len(kept)] = x[:, kept]
+    return out
 
-    if not _ensure_both_classes(labels, out, n_context, rng):
+
+def finalize_regression_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: int,
+    columns: int,
+    rng: np.random.Generator,
+    n_context: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`finalize_arrays` for a numeric target: ``(X (rows, columns) float32, y (rows,)
+    float32, n_context)``, the target's sign flipped with probability 1/2, or ``None`` when
+    the table has fewer than ``rows`` rows, a non-finite target, or a target constant over
+    the context (nothing to learn from it)."""
+    _check_table(x, y)
+    if rows < 2 or columns < 1:
+        raise ValueError(f"an episode needs rows >= 2 and columns >= 1, got rows={rows}, "
+                         f"columns={columns}")
+    if n_context is None:
+        n_context = _draw_n_context(rows, rng)
+    if not 1 <= n_context < rows:
+        raise ValueError(f"n_context must be in [1, rows) = [1, {rows}), got {n_context}")
+    if x.shape[0] < rows:
         return None
-    return out, labels, n_context
+    order = rng.permutation(x.shape[0])[:rows]
+    target = np.asarray(y, dtype=np.float64)[order]
+    if not np.isfinite(target).all() or np.ptp(target[:n_context]) == 0:
+        return None
+    if rng.random() < 0.5:
+        target = -target
+    return _cut_columns(x, order, columns, rng), target.astype(np.float32), n_context
 
 
 def _ensure_both_classes(

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "SingleTablePrior", "TableRecipe", "sample_recipe", "sample_table"]
+__all__ = ["ACTIVATIONS", "TARGETS", "SingleTablePrior", "TableRecipe", "sample_recipe",
+           "sample_table"]
 
 # Numerical guards.
 _EPS = 1e-8
@@ -451,6 +452,27 @@ def _binarize_label(value: np.ndarray, recipe: TableRecipe, rng: np.random.Gener
     return y.astype(np.int64)
 
 
+TARGETS = ("binary", "continuous")
+"""What :func:`sample_table` reads off the label node: a class (thresholded) or a number."""
+
+
+def _continuous_label(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The label node as a number: standardised, plus noise (0.01-0.5 sd, log-uniform),
+    through a random monotone shape (identity 55%; exp-skewed amounts 20%; counts 15%;
+    integer scores 10%), then a random scale (1e-2..1e4) and shift. -> float64 (n,)."""
+    y = _standardize(value[:, None].astype(np.float64))[:, 0]
+    y = y + rng.normal(0.0, _log_uniform(rng, (0.01, 0.5)), len(y))
+    shape = rng.random()
+    if shape < 0.20:
+        y = np.exp(y * rng.uniform(0.3, 1.0))
+    elif shape < 0.35:
+        y = np.floor(np.exp(y * rng.uniform(0.3, 1.0)) * rng.uniform(1.0, 5.0))
+    elif shape < 0.45:
+        y = np.round(y * rng.uniform(1.0, 4.0))
+    scale = 10.0 ** rng.uniform(-2.0, 4.0)
+    return y * scale + rng.normal(0.0, 3.0) * scale
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -461,6 +483,7 @@ def sample_table(
     *,
     prior: SingleTablePrior = DEFAULT_PRIOR,
     recipe: TableRecipe | None = None,
+    target: str = "binary",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic labelled table from a freshly sampled random SCM.
 
@@ -470,12 +493,18 @@ def sample_table(
         columns: number of feature columns p (>= 1).
         prior: the meta-distribution of causal models (:class:`SingleTablePrior`).
         recipe: a fixed causal-model recipe (skips meta-sampling; for tests and inspection).
+        target: "binary" (the label node thresholded) or "continuous" (the label node as a
+            number, :func:`_continuous_label`; for regression). The binary stream's bytes do
+            not depend on this option's existence.
 
     Returns:
         ``(X, y)``: X float32 (rows, columns) with NaN for missing values, categorical columns
-        as ordinal codes 0..k-1; y int64 (rows,) in {0, 1}. Constant columns and single-class
-        labels can occur (rarely); :func:`priors.episode.finalize` filters them.
+        as ordinal codes 0..k-1; y int64 (rows,) in {0, 1}, or float64 for "continuous".
+        Constant columns and single-class labels can occur (rarely);
+        :func:`priors.episode.finalize` filters them.
     """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if rows < 2 or columns < 1:
         raise ValueError(
             f"sample_table needs rows >= 2 and columns >= 1, got rows={rows}, columns={columns}"
@@ -505,7 +534,10 @@ def sample_table(
     weight[label_node] = 0.0
     feature_nodes = rng.choice(len(weight), size=columns, replace=False, p=weight / weight.sum())
     x = pool[:, feature_nodes]
-    y = _binarize_label(internal[:, label_node], recipe, rng)
+    if target == "binary":
+        y = _binarize_label(internal[:, label_node], recipe, rng)
+    else:
+        y = _continuous_label(internal[:, label_node], rng)
 
     if recipe.outlier_rate > 0.0:
         _add_outliers(x, recipe.outlier_rate, rng)

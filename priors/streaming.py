@@ -34,8 +34,14 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from priors.episode import CONTEXT_FRACTION, MIN_ROWS_PER_CLASS, finalize_arrays, relabel
-from priors.single_table import DEFAULT_PRIOR, SingleTablePrior, sample_table
+from priors.episode import (
+    CONTEXT_FRACTION,
+    MIN_ROWS_PER_CLASS,
+    finalize_arrays,
+    finalize_regression_arrays,
+    relabel,
+)
+from priors.single_table import DEFAULT_PRIOR, TARGETS, SingleTablePrior, sample_table
 from priors.tasks import sample_tasks
 from rdbpfn.episode import Episode
 
@@ -176,6 +182,8 @@ class EpisodeDataset(IterableDataset):
         relabel_fraction: share of relational episodes whose label is replaced by a random
             feature thresholded at a random row, the old label becoming a feature (the
             published stage-2 task augmentation, :func:`priors.episode.relabel`); default 0.
+        target: "binary" (labels, int64) or "continuous" (numeric targets, float32, for a
+            regression model; single-table streams only so far).
     """
 
     def __init__(
@@ -199,10 +207,16 @@ class EpisodeDataset(IterableDataset):
         relational_sampler: RelationalSampler | None = None,
         relational_kwargs: dict[str, Any] | None = None,
         relabel_fraction: float = 0.0,
+        target: str = "binary",
     ) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if target == "continuous" and kind != "single_table":
+            raise ValueError(f"target='continuous' streams single-table episodes only, got "
+                             f"kind={kind!r}; use kind='single_table'.")
         if rows < 2 * MIN_ROWS_PER_CLASS or columns < 1 or batch_size < 1:
             raise ValueError(
                 f"need rows >= {2 * MIN_ROWS_PER_CLASS}, columns >= 1, batch_size >= 1; got "
@@ -256,6 +270,7 @@ class EpisodeDataset(IterableDataset):
         self.relational_sampler = relational_sampler
         self.relational_kwargs = dict(relational_kwargs or {})
         self.relabel_fraction = relabel_fraction
+        self.target = target
         share = {"single_table": Fraction(0), "relational": Fraction(1)}.get(
             kind, Fraction(relational_fraction).limit_denominator(1_000_000)
         )
@@ -336,7 +351,7 @@ class EpisodeDataset(IterableDataset):
         rows = min([self.rows, *(len(y) for _, y in raw.values())])
         n_context = int(np.clip(round(rows * fraction), 1, rows - 1))
         xs = np.empty((b, rows, self.columns), dtype=np.float32)
-        ys = np.empty((b, rows), dtype=np.int64)
+        ys = np.empty((b, rows), dtype=np.int64 if self.target == "binary" else np.float32)
         for slot in range(b):
             slot_rng = _generator(self.seed, (_SLOT_KEY, global_index, slot))
             if slot in raw:
@@ -357,8 +372,10 @@ class EpisodeDataset(IterableDataset):
     ) -> tuple[np.ndarray, np.ndarray]:
         for _ in range(MAX_SLOT_ATTEMPTS):
             width = int(rng.integers(self.single_table_min_columns, self.columns + 1))
-            x, y = sample_table(rng, rows, width, prior=self.single_table_prior)
-            arrays = finalize_arrays(x, y, rows, self.columns, rng, n_context)
+            x, y = sample_table(rng, rows, width, prior=self.single_table_prior,
+                                target=self.target)
+            finalize = finalize_arrays if self.target == "binary" else finalize_regression_arrays
+            arrays = finalize(x, y, rows, self.columns, rng, n_context)
             if arrays is not None:
                 return arrays[0], arrays[1]
             self.stats["single_table_rejected"] += 1

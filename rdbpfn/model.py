@@ -5,8 +5,11 @@ C = feature columns, T = C + 1 tokens per row (the label token is the last one),
 E = d_model, H = heads, D = E / H, K = thinking rows):
 
 - ``x``: (B, R, C) float32 raw features, NaN allowed; the first N rows are the context.
-- ``y_context``: (B, N) int64 labels in ``[0, n_classes)``.
-- logits: (B, R - N, n_classes).
+- ``y_context``: (B, N) int64 labels in ``[0, n_classes)``; for a regression model
+  (``task="regression"``) float32 targets standardised per episode
+  (:func:`rdbpfn.bar_distribution.target_scale`).
+- logits: (B, R - N, n_classes); for a regression model (B, R - N, n_bins), the logits of a
+  bar distribution over the standardised target (:meth:`RDBPFN.bar_distribution`).
 
 One block = (1) attention across the T tokens of a row, (2) attention across rows per
 column, where every row (context or query) attends to the context rows only (and the K
@@ -32,9 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rdbpfn.bar_distribution import BarDistribution, default_borders
+
 __all__ = ["ContextCache", "ModelConfig", "RDBPFN", "published_config"]
 
-LABEL_EMBEDDINGS = ("linear_mean", "learned")
+LABEL_EMBEDDINGS = ("linear_mean", "learned", "continuous")
+TASKS = ("classification", "regression")
 NORMS = ("layer", "rms")
 ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "silu": F.silu}
 DECODER_INPUTS = ("label", "label_and_features")
@@ -63,6 +69,10 @@ class ModelConfig:
       (speedrun: 3.48 -> 2.15 min), so every token sees some interactions from step one.
     - ``nan_indicator=True``: a missing cell is told apart from a cell equal to the mean;
       DFS features over empty child sets are missing by construction.
+    - ``task="regression"`` (with ``label_embedding="continuous"``: a linear map of the
+      standardised target plus a learned "unknown" token for queries): the decoder returns
+      ``n_bins`` logits of a bar distribution over the standardised target, bins on the
+      standard normal's quantiles within ``+-target_clip``.
 
     :func:`published_config` gives the published RDB-PFN architecture (post-LN, numeric
     label with context-mean placeholder, no thinking rows, no grouping).
@@ -86,6 +96,9 @@ class ModelConfig:
     max_features: int = 100
     """Widest input one forward pass receives from the classifier (the trained width or a
     little more); wider tables are handled by the classifier with feature subsets."""
+    task: str = "classification"
+    n_bins: int = 64
+    target_clip: float = 6.0
 
     def __post_init__(self) -> None:
         # JSON round-trips turn tuples into lists: normalise so that equality holds.
@@ -107,6 +120,16 @@ class ModelConfig:
             raise ValueError(f"decoder_input={self.decoder_input!r}; use one of {DECODER_INPUTS}.")
         if self.n_classes < 2:
             raise ValueError(f"n_classes={self.n_classes}; a classifier needs n_classes >= 2.")
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r}; use one of {TASKS}.")
+        if (self.task == "regression") != (self.label_embedding == "continuous"):
+            raise ValueError(
+                f"task={self.task!r} with label_embedding={self.label_embedding!r}: a "
+                "regression model embeds its targets with label_embedding='continuous', a "
+                "classifier with 'learned' or 'linear_mean'."
+            )
+        if self.task == "regression":
+            default_borders(self.n_bins, self.target_clip)  # raises on bad sizes
         if not self.feature_group_offsets or self.feature_group_offsets[0] != 0:
             raise ValueError(
                 f"feature_group_offsets={self.feature_group_offsets}; the first offset must be "
@@ -114,6 +137,11 @@ class ModelConfig:
             )
         if min(self.n_layers, self.n_thinking_rows + 1, self.max_features, self.d_ffn) < 1:
             raise ValueError(f"non-positive size in {self}; sizes must be >= 1.")
+
+    @property
+    def n_outputs(self) -> int:
+        """Logits per query row: classes, or bins of the bar distribution."""
+        return self.n_bins if self.task == "regression" else self.n_classes
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict such that ``ModelConfig(**config.to_dict()) == config``."""
@@ -210,19 +238,27 @@ class LabelEncoder(nn.Module):
 
     "linear_mean": Linear(1, E) of the label value; the placeholder is the context mean.
     "learned": one embedding per class plus a learned "unknown" embedding for queries.
+    "continuous": Linear(1, E) of the standardised target (clipped to +-target_clip) plus a
+    learned "unknown" embedding for queries (regression).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.kind = config.label_embedding
         self.n_classes = config.n_classes
-        if self.kind == "linear_mean":
+        self.clip = config.target_clip
+        if self.kind in ("linear_mean", "continuous"):
             self.linear_layer = nn.Linear(1, config.d_model)
         else:
             self.embedding = nn.Embedding(config.n_classes + 1, config.d_model)
+        if self.kind == "continuous":
+            self.unknown = nn.Parameter(torch.randn(config.d_model) * 0.02)
 
     def encode_context(self, y_context: Tensor) -> Tensor:
-        """(B, N) int64 -> (B, N, E)."""
+        """(B, N) int64 (float32 for "continuous") -> (B, N, E)."""
+        if self.kind == "continuous":
+            clipped = y_context.to(torch.float32).clamp(-self.clip, self.clip)
+            return self.linear_layer(clipped.unsqueeze(-1))
         if self.kind == "linear_mean":
             return self.linear_layer(y_context.to(torch.float32).unsqueeze(-1))
         return self.embedding(y_context)
@@ -230,7 +266,9 @@ class LabelEncoder(nn.Module):
     def encode_queries(self, label_mean: Tensor, n_queries: int) -> Tensor:
         """label_mean (B, 1) -> (B, Q, E) placeholder tokens."""
         batch = label_mean.shape[0]
-        if self.kind == "linear_mean":
+        if self.kind == "continuous":
+            token = self.unknown.view(1, 1, -1).expand(batch, 1, -1)
+        elif self.kind == "linear_mean":
             token = self.linear_layer(label_mean.unsqueeze(-1))  # (B, 1, E)
         else:
             token = self.embedding.weight[self.n_classes].expand(batch, 1, -1)
@@ -404,7 +442,7 @@ class RDBPFN(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.final_norm = _make_norm(config) if config.norm_first else nn.Identity()
         d_in = config.d_model * (2 if config.decoder_input == "label_and_features" else 1)
-        self.decoder = Decoder(d_in, config.decoder_hidden, config.n_classes, config.activation)
+        self.decoder = Decoder(d_in, config.decoder_hidden, config.n_outputs, config.activation)
         # The decoder reads only the label token, so the last block computes only that
         # token (exact; saves ~1/n_layers of the compute). Not with decoder_input that
         # also averages the feature tokens.
@@ -412,6 +450,17 @@ class RDBPFN(nn.Module):
 
     def _label_only(self, index: int) -> bool:
         return self._last_label_only and index == len(self.blocks) - 1
+
+    def bar_distribution(self) -> BarDistribution:
+        """The predictive distribution of a regression model's logits.
+
+        Raises:
+            ValueError: the model is a classifier.
+        """
+        if self.config.task != "regression":
+            raise ValueError("this model is a classifier; its logits are class scores, not "
+                             "a bar distribution.")
+        return BarDistribution(default_borders(self.config.n_bins, self.config.target_clip))
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -146,6 +146,10 @@ class ValidationConfig:
     relational_query_rows: int = 128
     relational_draws: int = 1
     select_metric: str = "score"
+    target: str = "binary"
+    """With "continuous", validation scores a regression run: R^2 and the negative log
+    density on synthetic regression episodes and
+    :data:`training.validation.REGRESSION_SETS` (``real_sets`` names those)."""
 
     def __post_init__(self) -> None:
         if self.every_steps < 1:
@@ -163,6 +167,9 @@ class ValidationConfig:
                 raise ValueError(
                     f"validation.synthetic_kinds: {kind!r} is not one of {PRIOR_KINDS}"
                 )
+        if self.target not in ("binary", "continuous"):
+            raise ValueError(f"validation.target must be 'binary' or 'continuous', got "
+                             f"{self.target!r}")
 
 
 @dataclass(frozen=True)
@@ -422,7 +429,41 @@ def gpu() -> TrainConfig:
     )
 
 
-PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}
+REGRESSION_MODEL = {**CPU_MODEL, "task": "regression", "label_embedding": "continuous",
+                    "n_bins": 64, "target_clip": 6.0}
+CONTINUOUS = {"target": "continuous"}
+
+
+def regression_cpu() -> TrainConfig:
+    """The regression head on a 2-core CPU: the classifier's model size and stage-1 shapes
+    with numeric targets (``priors.single_table`` "continuous"), validated on synthetic
+    regression episodes and scikit-learn's diabetes set (R^2). Single-table only so far:
+    relational regression targets come next."""
+    return TrainConfig(
+        name="regression_cpu",
+        model=REGRESSION_MODEL,
+        curriculum=(
+            Phase("r1-64x8", 1, "single_table", rows=64, columns=8, batch_size=16,
+                  steps=1000, prior_kwargs=CONTINUOUS),
+            Phase("r1-128x12", 1, "single_table", rows=128, columns=12, batch_size=12,
+                  steps=1500, prior_kwargs=CONTINUOUS),
+            Phase("r1-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+                  steps=1500, prior_kwargs=CONTINUOUS),
+        ),
+        optimizer=OptimizerConfig(lr=2e-3, warmup_steps=100, grad_clip=1.0),
+        validation=ValidationConfig(every_steps=200, rows=256, columns=18,
+                                    synthetic_kinds=("single_table",), real_sets=("diabetes",),
+                                    real_draws=5, relational=False, target="continuous"),
+        seed=0,
+        threads=0,
+        num_workers=1,
+        log_every_steps=10,
+        ckpt_every_steps=50,
+        ckpt_every_minutes=10.0,
+    )
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu}
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from priors import EpisodeDataset
 from rdbpfn.atomic import atomic_write_json, atomic_write_text
+from rdbpfn.bar_distribution import target_scale
 from rdbpfn.checkpoint import save_checkpoint
 from rdbpfn.model import RDBPFN, ModelConfig
 from training.config import TrainConfig, resume_compatible
@@ -230,17 +231,27 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 def query_loss(
     model: torch.nn.Module, batch: dict[str, Any], device: torch.device, autocast: str
 ) -> torch.Tensor:
-    """Mean cross-entropy over the query rows of a batch.
+    """Mean cross-entropy over the query rows of a batch; for a regression model the mean
+    negative log density of the query targets under its bar distribution, targets
+    standardised with each episode's context (as the regressor does).
 
-    ``batch["X"]`` (B, R, C) float32, ``batch["y"]`` (B, R) int64, first ``n_context`` rows
-    are context; the model returns logits (B, R - n_context, n_classes).
+    ``batch["X"]`` (B, R, C) float32, ``batch["y"]`` (B, R) int64 (float32 targets for
+    regression), first ``n_context`` rows are context; the model returns logits
+    (B, R - n_context, n_classes or n_bins).
     """
     x = batch["X"].to(device, non_blocking=True)
     y = batch["y"].to(device, non_blocking=True)
     n_context = int(batch["n_context"])
+    core = model.module if hasattr(model, "module") else model  # DDP wraps the model
+    regression = core.config.task == "regression"
+    if regression:
+        mean, scale = target_scale(y[:, :n_context])
+        y = (y - mean) / scale
     use_autocast = autocast == "bfloat16" and device.type == "cuda"
     with torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else nullcontext():
-        logits = model(x, y[:, :n_context])  # (B, Q, n_classes)
+        logits = model(x, y[:, :n_context])  # (B, Q, n_classes or n_bins)
+    if regression:
+        return core.bar_distribution().loss(logits, y[:, n_context:])
     return F.cross_entropy(logits.float().flatten(0, 1), y[:, n_context:].flatten())
 
 

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from eval.validation import validation_episodes as real_task_episodes
 from priors import stream as prior_stream
+from rdbpfn.bar_distribution import target_scale
 from rdbpfn.episode import Episode
 from training.config import ValidationConfig
 
@@ -85,10 +86,27 @@ REAL_SETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
 }
 
 
+def _diabetes() -> tuple[np.ndarray, np.ndarray]:
+    data = sklearn_datasets.load_diabetes()
+    return data.data, data.target
+
+
+REGRESSION_SETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+    "diabetes": _diabetes,
+}
+"""Real regression tables bundled with scikit-learn (validation of regression runs)."""
+
+
 def load_real_set(name: str) -> LabeledTable:
-    """One of :data:`REAL_SETS` as float32 features and int64 {0, 1} labels."""
+    """One of :data:`REAL_SETS` as float32 features and int64 {0, 1} labels, or of
+    :data:`REGRESSION_SETS` with float32 targets."""
+    if name in REGRESSION_SETS:
+        features, targets = REGRESSION_SETS[name]()
+        return LabeledTable(name, np.asarray(features, np.float32),
+                            np.asarray(targets, np.float32))
     if name not in REAL_SETS:
-        raise ValueError(f"unknown real validation set {name!r}; choose from {sorted(REAL_SETS)}")
+        raise ValueError(f"unknown real validation set {name!r}; choose from "
+                         f"{sorted(REAL_SETS) + sorted(REGRESSION_SETS)}")
     features, labels = REAL_SETS[name]()
     return LabeledTable(name, np.asarray(features, np.float32), np.asarray(labels, np.int64))
 
@@ -98,13 +116,17 @@ def context_query_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random disjoint (context, query) row indices, both classes present in each part.
 
-    ``y`` (n,) binary labels. Sizes are capped so that both parts fit in ``n`` rows.
+    ``y`` (n,) binary labels (float targets: any split). Sizes are capped so that both parts
+    fit in ``n`` rows.
     """
     n = len(y)
     n_context = min(n_context, n // 2)
     n_query = min(n_query, n - n_context)
     if n_context < 2 or n_query < 2:
         raise ValueError(f"table of {n} rows is too small for a context/query split")
+    if np.issubdtype(y.dtype, np.floating):
+        order = rng.permutation(n)
+        return order[:n_context], order[n_context : n_context + n_query]
     for _ in range(MAX_SPLIT_ATTEMPTS):
         order = rng.permutation(n)
         context, query = order[:n_context], order[n_context : n_context + n_query]
@@ -143,16 +165,17 @@ def table_episodes(
 
 
 def held_back_episodes(
-    kind: str, rows: int, columns: int, count: int, seed: int
+    kind: str, rows: int, columns: int, count: int, seed: int, target: str = "binary"
 ) -> list[Episode]:
     """The first ``count`` episodes of ``priors.stream(kind, rows, columns, seed)``."""
-    stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed)
+    stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed, target=target)
+    dtype = torch.int64 if target == "binary" else torch.float32
     episodes = []
     for index, episode in enumerate(itertools.islice(stream, count)):
         episodes.append(
             Episode(
                 X=torch.as_tensor(episode.X, dtype=torch.float32),
-                y=torch.as_tensor(episode.y, dtype=torch.int64),
+                y=torch.as_tensor(episode.y, dtype=dtype),
                 n_context=int(episode.n_context),
                 group="synthetic",
                 name=f"{kind}#{index}",
@@ -200,6 +223,29 @@ def score_episode(
     return float(roc_auc_score(y_query.numpy(), probability)), loss
 
 
+@torch.no_grad()
+def score_regression_episode(
+    model: torch.nn.Module, episode: Episode, device: torch.device
+) -> tuple[float, float]:
+    """(R^2 of the predictive mean, mean negative log density of the standardised targets)
+    of a regression ``model`` on the query rows of one episode; NaN for both when the
+    outputs are not finite."""
+    y = episode.y.to(torch.float32)
+    mean, scale = target_scale(y[: episode.n_context].unsqueeze(0))
+    standard = (y.unsqueeze(0) - mean) / scale
+    x = episode.X.unsqueeze(0).to(device)
+    logits = model(x, standard[:, : episode.n_context].to(device))[0].float().cpu()
+    bars = model.bar_distribution()
+    loss = bars.loss(logits, standard[0, episode.n_context:]).item()
+    prediction = (bars.mean(logits) * scale[0] + mean[0]).numpy()
+    truth = y[episode.n_context:].numpy()
+    if not np.isfinite(prediction).all():
+        return math.nan, math.nan
+    residual = float(np.sum((truth - prediction) ** 2))
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    return (1.0 - residual / total if total > 0 else math.nan), loss
+
+
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
     return float(np.mean(values)) if values else math.nan
@@ -218,7 +264,7 @@ class Validator:
         for offset, kind in enumerate(config.synthetic_kinds):
             self.episodes += held_back_episodes(
                 kind, config.rows, config.columns, config.synthetic_episodes,
-                seed=config.seed + offset,
+                seed=config.seed + offset, target=config.target,
             )
         for offset, name in enumerate(config.real_sets):
             self.episodes += table_episodes(
@@ -232,7 +278,8 @@ class Validator:
             )
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
-        """Metrics keyed ``<group>/<name>/auc``, group means and ``score``.
+        """Metrics keyed ``<group>/<name>/auc`` (regression: ``.../r2``, the R^2 of the
+        predictive mean), group means (``<group>_auc`` / ``<group>_r2``) and ``score``.
 
         The caller puts the model (and a schedule-free optimizer) into eval mode first.
         """
@@ -240,20 +287,23 @@ class Validator:
         per_group: dict[str, list[float]] = {}
         per_item: dict[str, list[float]] = {}
         synthetic_losses = []
+        regression = self.config.target == "continuous"
+        measure = "r2" if regression else "auc"
+        score = score_regression_episode if regression else score_episode
         for episode in self.episodes:
-            auc, loss = score_episode(model, episode, device)
+            auc, loss = score(model, episode, device)
             base = episode.name.split("#")[0]
             if episode.group == "synthetic":
                 synthetic_losses.append(loss)
             per_item.setdefault(f"{episode.group}/{base}", []).append(auc)
         for key, values in per_item.items():
-            metrics[f"{key}/auc"] = _mean(values)
-            per_group.setdefault(key.split("/")[0], []).append(metrics[f"{key}/auc"])
+            metrics[f"{key}/{measure}"] = _mean(values)
+            per_group.setdefault(key.split("/")[0], []).append(metrics[f"{key}/{measure}"])
         for group, values in per_group.items():
-            metrics[f"{group}_auc"] = _mean(values)
+            metrics[f"{group}_{measure}"] = _mean(values)
         if synthetic_losses:
             metrics["synthetic_loss"] = _mean(synthetic_losses)
-        group_aucs = [metrics[f"{group}_auc"] for group in per_group]
+        group_aucs = [metrics[f"{group}_{measure}"] for group in per_group]
         metrics["score"] = _mean(group_aucs)
         return metrics
 

@@ -135,3 +135,19 @@ def test_rejects_impossible_sizes_and_bad_priors() -> None:
         SingleTablePrior(mlp_fraction=1.5)
     with pytest.raises(ValueError, match="width"):
         SingleTablePrior(width=(5, 2))
+
+
+def test_continuous_targets_are_numbers_of_varied_shapes() -> None:
+    """Numeric targets: finite floats, many distinct values in most tables, skewed ones
+    among them (amounts and counts), the same bytes for the same seed."""
+    tables = [sample_table(np.random.default_rng(seed), 200, 6, target="continuous")
+              for seed in range(40)]
+    assert all(y.dtype == np.float64 and np.isfinite(y).all() for _, y in tables)
+    skews = [float(((y - y.mean()) ** 3).mean() / max(y.std(), 1e-12) ** 3) for _, y in tables]
+    assert max(np.abs(skews)) > 1.0  # some exp-shaped targets
+    assert np.mean([len(np.unique(y)) > 50 for _, y in tables]) > 0.5
+    again = sample_table(np.random.default_rng(3), 200, 6, target="continuous")
+    assert np.array_equal(again[1], tables[3][1]) and np.array_equal(again[0], tables[3][0],
+                                                                      equal_nan=True)
+    with pytest.raises(ValueError, match="target must be one of"):
+        sample_table(np.random.default_rng(0), 20, 3, target="ordinal")

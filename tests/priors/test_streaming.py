@@ -220,3 +220,23 @@ def test_real_relational_prior_streams_valid_mixed_batches() -> None:
                                     relational_fraction=0.5,
                                     relational_kwargs={"max_depth": 1}), 3)
     assert [_key(b) for b in again] == [_key(b) for b in batches]
+
+
+def test_continuous_targets_stream_float_episodes_deterministically() -> None:
+    def first_batch() -> dict:
+        dataset = EpisodeDataset("single_table", rows=40, columns=5, batch_size=3, seed=4,
+                                 num_batches=1, target="continuous")
+        return next(iter(dataset))
+
+    batch = first_batch()
+    assert batch["y"].dtype == torch.float32 and batch["y"].shape == (3, 40)
+    assert torch.isfinite(batch["y"]).all()
+    n = batch["n_context"]
+    assert all(float(row[:n].std()) > 0 for row in batch["y"])  # never constant in context
+    again = first_batch()
+    torch.testing.assert_close(again["X"], batch["X"], rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(again["y"], batch["y"])
+    with pytest.raises(ValueError, match="single-table episodes only"):
+        EpisodeDataset("relational", rows=40, columns=5, target="continuous")
+    with pytest.raises(ValueError, match="target must be one of"):
+        EpisodeDataset("single_table", rows=40, columns=5, target="ordinal")
