@@ -2,7 +2,8 @@
 
 Public surface:
 
-- :class:`RDBPFNClassifier` -- sklearn-style ``fit`` / ``predict_proba`` in-context classifier.
+- :class:`RDBPFNClassifier` -- sklearn-style ``fit`` / ``predict_proba`` in-context classifier;
+  :class:`RDBPFNRegressor` -- its regression twin (``predict``, ``return_std``, quantiles).
 - :class:`Database`, :class:`Table` -- a typed relational database.
 - :func:`linearize` -- Deep Feature Synthesis: one feature row per (entity, cutoff).
 - :class:`TableEncoder`, :func:`encode_frame` -- the frame-to-matrix encoding that the prior,
@@ -30,6 +31,7 @@ from rdbpfn.episode import Episode
 from rdbpfn.forecast import backtest, predict
 from rdbpfn.model import RDBPFN, ModelConfig
 from rdbpfn.query import Query, QuerySyntaxError
+from rdbpfn.regressor import RDBPFNRegressor
 from rdbpfn.relational import RelationalClassifier
 from rdbpfn.table import Table
 
@@ -43,6 +45,7 @@ __all__ = [
     "Query",
     "QuerySyntaxError",
     "RDBPFNClassifier",
+    "RDBPFNRegressor",
     "RelationalClassifier",
     "Table",
     "TableEncoder",

@@ -34,13 +34,14 @@ def default_borders(n_bins: int, clip: float) -> Tensor:
     """
     if n_bins < 2:
         raise ValueError(f"n_bins={n_bins}; a bar distribution needs at least 2 bins.")
-    probabilities = torch.arange(1, n_bins, dtype=torch.float64) / n_bins
+    # on the CPU whatever the default device (models are built under torch.device("meta"))
+    probabilities = torch.arange(1, n_bins, dtype=torch.float64, device="cpu") / n_bins
     inner = math.sqrt(2.0) * torch.erfinv(2.0 * probabilities - 1.0)
     if clip <= float(inner[-1]):
         raise ValueError(f"clip={clip} is inside the inner borders (last {float(inner[-1]):.2f}); "
                          "use a larger clip or fewer bins.")
-    return torch.cat([torch.tensor([-clip], dtype=torch.float64), inner,
-                      torch.tensor([clip], dtype=torch.float64)]).to(torch.float32)
+    outer = torch.tensor([clip], dtype=torch.float64, device="cpu")
+    return torch.cat([-outer, inner, outer]).to(torch.float32)
 
 
 def target_scale(y_context: Tensor) -> tuple[Tensor, Tensor]:
@@ -59,7 +60,7 @@ class BarDistribution:
     """
 
     def __init__(self, borders: Tensor) -> None:
-        borders = torch.as_tensor(borders, dtype=torch.float32)
+        borders = torch.as_tensor(borders, dtype=torch.float32, device="cpu")
         if borders.dim() != 1 or len(borders) < 3 or not bool((borders.diff() > 0).all()):
             raise ValueError("borders must be a 1-d increasing tensor of at least 3 values.")
         self.borders = borders

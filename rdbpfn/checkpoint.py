@@ -37,6 +37,8 @@ __all__ = [
     "check_device",
     "load_checkpoint",
     "resolve_checkpoint",
+    "REGRESSION_CHECKPOINT",
+    "REGRESSION_ENV_VAR",
     "save_checkpoint",
     "save_random_checkpoint",
     "sha256_of",
@@ -51,6 +53,9 @@ SHIPPED_DIR = next(
 )
 DEFAULT_CHECKPOINT = SHIPPED_DIR / "rdbpfn.pt"
 ENV_VAR = "RDBPFN_CHECKPOINT"
+REGRESSION_CHECKPOINT = SHIPPED_DIR / "rdbpfn-regression.pt"
+"""The shipped regression model (:class:`~rdbpfn.regressor.RDBPFNRegressor`'s default)."""
+REGRESSION_ENV_VAR = "RDBPFN_REGRESSION_CHECKPOINT"
 FORMAT_VERSION = 1
 _HASH_CHUNK_BYTES = 1 << 20
 _HOW_TO_FIX = (
@@ -92,12 +97,23 @@ def sidecar_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _candidates(model_path: str | os.PathLike | None) -> list[tuple[str, Path | None]]:
-    env = os.environ.get(ENV_VAR)
+def _defaults(task: str) -> tuple[str, Path]:
+    """(environment variable, shipped file) of a task's default checkpoint."""
+    if task == "regression":
+        return REGRESSION_ENV_VAR, REGRESSION_CHECKPOINT
+    if task != "classification":
+        raise ValueError(f"task={task!r}; use 'classification' or 'regression'.")
+    return ENV_VAR, DEFAULT_CHECKPOINT
+
+
+def _candidates(model_path: str | os.PathLike | None,
+                task: str) -> list[tuple[str, Path | None]]:
+    variable, default = _defaults(task)
+    env = os.environ.get(variable)
     return [
         ("model_path", Path(model_path).expanduser() if model_path is not None else None),
-        (f"${ENV_VAR}", Path(env).expanduser() if env else None),
-        ("default", DEFAULT_CHECKPOINT),
+        (f"${variable}", Path(env).expanduser() if env else None),
+        ("default", default),
     ]
 
 
@@ -115,20 +131,25 @@ def _describe(candidates: list[tuple[str, Path | None]], chosen: Path) -> str:
     return "\n".join(lines)
 
 
-def resolve_checkpoint(model_path: str | os.PathLike | None = None) -> Path:
-    """The checkpoint path to load: explicit > ``$RDBPFN_CHECKPOINT`` > default.
+def resolve_checkpoint(model_path: str | os.PathLike | None = None,
+                       task: str = "classification") -> Path:
+    """The checkpoint path to load: explicit > ``$RDBPFN_CHECKPOINT`` > default
+    (regression: ``$RDBPFN_REGRESSION_CHECKPOINT``, then :data:`REGRESSION_CHECKPOINT`).
 
-    A directory resolves to ``<dir>/rdbpfn.pt``. Raises :class:`CheckpointNotFoundError`
-    naming every path considered when the chosen file does not exist.
+    A directory resolves to ``<dir>/rdbpfn.pt`` (regression: ``rdbpfn-regression.pt``).
+    Raises :class:`CheckpointNotFoundError` naming every path considered when the chosen
+    file does not exist.
     """
-    candidates = _candidates(model_path)
+    candidates = _candidates(model_path, task)
+    default = candidates[-1][1]
+    assert default is not None
     chosen = next(path for _, path in candidates if path is not None)
     if chosen.is_dir():
-        chosen = chosen / DEFAULT_CHECKPOINT.name
+        chosen = chosen / default.name
     if not chosen.is_file():
         shipped = (
-            "\nNo trained RDB-PFN checkpoint is shipped at the default location yet."
-            if chosen == DEFAULT_CHECKPOINT
+            f"\nNo trained RDB-PFN {task} checkpoint is shipped at the default location yet."
+            if chosen == default
             else ""
         )
         raise CheckpointNotFoundError(
@@ -205,15 +226,17 @@ def check_device(device: str | torch.device) -> torch.device:
 
 
 def load_checkpoint(
-    model_path: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"
+    model_path: str | os.PathLike | None = None, map_location: str | torch.device = "cpu",
+    task: str = "classification",
 ) -> LoadedCheckpoint:
     """Resolve, verify and load a checkpoint into an :class:`RDBPFN` in eval mode.
 
     ``map_location`` is the device the model is placed on; one this machine lacks (e.g.
     ``"cuda"`` without a GPU) is a :class:`ValueError` that says so, before any file is read.
+    ``task`` picks the default checkpoint (see :func:`resolve_checkpoint`).
     """
     device = check_device(map_location)
-    path = resolve_checkpoint(model_path)
+    path = resolve_checkpoint(model_path, task)
     _check_sidecar(path)
     payload = _read(path, "cpu")
     if isinstance(payload, dict) and {"config", "state_dict"} <= set(payload):

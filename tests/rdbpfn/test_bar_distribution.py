@@ -70,7 +70,7 @@ def test_a_regression_model_returns_bar_logits_and_learns_to_read_a_target() -> 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.3
     with pytest.raises(ValueError, match="label_embedding='continuous'"):
         ModelConfig(task="regression")

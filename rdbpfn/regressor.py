@@ -1,0 +1,189 @@
+"""Scikit-learn in-context regressor on top of a trained regression :class:`~rdbpfn.model.RDBPFN`.
+
+``fit`` stores the context and caches it once per ensemble member; ``predict`` is one pass
+over the query rows (see :mod:`rdbpfn.in_context` for the ensemble, the limits on rows and
+columns, memory and pickling, shared with :class:`~rdbpfn.classifier.RDBPFNClassifier`).
+
+The model predicts a distribution, not only a point: for every query row a bar
+distribution over the target standardised with the context's mean and standard deviation
+(:mod:`rdbpfn.bar_distribution`). Members see the targets with odd members' signs flipped;
+their distributions are mirrored back (the bins are symmetric around 0) and averaged, a
+mixture from which :meth:`RDBPFNRegressor.predict` reads the mean (``return_std=True``:
+and the standard deviation), :meth:`RDBPFNRegressor.predict_quantiles` any quantiles and
+:meth:`RDBPFNRegressor.predict_distribution` the cumulative distribution, all mapped back to
+the target's units.
+
+Targets must be finite numbers that are not all equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from rdbpfn.in_context import InContextEstimator, Member
+
+__all__ = ["RDBPFNRegressor"]
+
+
+class RDBPFNRegressor(RegressorMixin, InContextEstimator):
+    """In-context regressor: ``fit`` stores the context, ``predict`` is one pass.
+
+    Parameters
+    ----------
+    model_path : path to a regression checkpoint. ``None`` uses
+        ``$RDBPFN_REGRESSION_CHECKPOINT``, then the shipped
+        ``checkpoints/rdbpfn-regression.pt``.
+    device, n_estimators, max_context, max_features, query_batch_size, max_cache_mb,
+    random_state, verbose : as :class:`~rdbpfn.classifier.RDBPFNClassifier`'s; larger
+        contexts are subsampled uniformly per member.
+
+    Attributes
+    ----------
+    model_, checkpoint_path_, encoder_, context_, members_, cached_ : as the classifier's.
+    context_labels_ : (m,) float32 standardised target of every ``context_`` row.
+    target_mean_, target_scale_ : the context's target mean and standard deviation (all
+        fitted rows), which map the model's standardised outputs back to the target's units.
+    """
+
+    @staticmethod
+    def _check_y(y: object, n_rows: int) -> np.ndarray:
+        if y is None:
+            raise ValueError("RDBPFNRegressor requires y to be passed, but the target y is "
+                             "None; pass one number per row of X.")
+        values = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+        values = column_or_1d(values, warn=True)
+        if len(values) != n_rows:
+            raise ValueError(
+                f"X has {n_rows} rows but y has {len(values)} targets; pass one per row.")
+        try:
+            numbers = values.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"y must be numbers for a regressor ({error}); for classes use "
+                "RDBPFNClassifier.") from None
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            raise ValueError(
+                f"y contains {int(bad.sum())} NaN or infinite targets (first at row "
+                f"{int(np.flatnonzero(bad)[0])}); drop those rows before fit.")
+        if n_rows == 1:
+            raise ValueError("y has 1 sample (n_samples=1); a regressor needs at least 2 "
+                             "context rows with different targets.")
+        if n_rows and np.ptp(numbers) == 0:
+            raise ValueError(
+                f"y is constant ({numbers[0]!r}); a regressor needs targets that vary. "
+                "Predict that constant directly.")
+        return numbers
+
+    # ---- fit ---------------------------------------------------------------------------
+    def fit(self, X: object, y: object) -> RDBPFNRegressor:
+        """Store the context (X, y) and compute its cache once per ensemble member."""
+        self._check_params()
+        table = self._check_X(X, reset=True)
+        targets = self._check_y(y, table.shape[0])
+        if self.max_context < 2:
+            raise ValueError(f"max_context={self.max_context}; a regressor needs at least 2 "
+                             "context rows.")
+        loaded = self._load("regression")
+        self.target_mean_ = float(targets.mean())
+        self.target_scale_ = float(targets.std())
+        standard = ((targets - self.target_mean_) / self.target_scale_).astype(np.float32)
+        n_rows = len(standard)
+        self._fit_members(
+            table, standard, loaded.config,
+            lambda rng: np.sort(rng.choice(n_rows, size=self.max_context, replace=False)),
+            shifts=2,
+        )
+        return self
+
+    def _member_targets(self, member: Member, targets: np.ndarray) -> np.ndarray:
+        """The member's standardised targets, re-standardised on its own rows (as in
+        training), sign-flipped for odd members: (1, N) float32."""
+        mean, scale = targets.mean(), targets.std()
+        standard = (targets - mean) / max(float(scale), 1e-12)
+        return (standard * (-1.0 if member.shift else 1.0))[None].astype(np.float32)
+
+    def _batch_size(self) -> int:
+        return 1
+
+    # ---- the predictive distribution ----------------------------------------------------
+    def _member_grid(self, member: Member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A member's bin borders, centers and widths in the fitted standardised units (its
+        context rows were re-standardised on their own, see :meth:`_member_targets`)."""
+        bars = self.model_.bar_distribution()
+        rows = slice(None) if member.rows is None else member.rows
+        targets = self.context_labels_[rows].astype(np.float64)
+        mean, scale = float(targets.mean()), max(float(targets.std()), 1e-12)
+        borders = bars.borders.double().numpy() * scale + mean
+        return borders, (borders[:-1] + borders[1:]) / 2, np.diff(borders)
+
+    def _member_bins(self, logits: torch.Tensor, member: Member) -> np.ndarray:
+        """(1, q, bins) logits -> (q, bins) probabilities over the member's bins, mirrored
+        back for a flipped member (the bins are symmetric around 0)."""
+        probabilities = logits[0].double().softmax(dim=-1).cpu().numpy()
+        return probabilities[:, ::-1] if member.shift else probabilities
+
+    def _to_units(self, values: np.ndarray) -> np.ndarray:
+        return values * self.target_scale_ + self.target_mean_
+
+    def predict(self, X: object, return_std: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """(n, p) table -> (n,) predictive means; with ``return_std=True`` also (n,) standard
+        deviations of the predictive distribution (the members' mixture)."""
+        check_is_fitted(self)
+
+        def moments(logits: torch.Tensor, member: Member) -> np.ndarray:
+            _, centers, widths = self._member_grid(member)
+            p = self._member_bins(logits, member)
+            return np.stack([p @ centers, p @ (centers**2 + widths**2 / 12)], axis=1)
+
+        first, second = self._accumulate(X, 2, moments).T
+        mean = self._to_units(first)
+        if not return_std:
+            return mean
+        return mean, np.sqrt(np.maximum(second - first**2, 0.0)) * self.target_scale_
+
+    def predict_distribution(self, X: object) -> tuple[np.ndarray, np.ndarray]:
+        """The predictive distribution of every row as its cumulative distribution function
+        on a grid: ``(grid (G,), cdf (n, G))`` in the target's units, piecewise linear
+        between grid points, 0 at the first and 1 at the last (the members' mixture, on the
+        union of their bin borders)."""
+        check_is_fitted(self)
+        grids = {id(member): self._member_grid(member)[0] for member in self.members_}
+        grid = np.unique(np.concatenate(list(grids.values())))
+
+        def cdf(logits: torch.Tensor, member: Member) -> np.ndarray:
+            borders = grids[id(member)]
+            mass = np.concatenate([np.zeros((logits.shape[1], 1)),
+                                   np.cumsum(self._member_bins(logits, member), axis=1)], axis=1)
+            # each grid point's place among this member's borders (same for every row)
+            right = np.clip(np.searchsorted(borders, grid, side="right"), 1, len(borders) - 1)
+            weight = np.clip((grid - borders[right - 1]) / (borders[right] - borders[right - 1]),
+                             0.0, 1.0)
+            return mass[:, right - 1] * (1 - weight) + mass[:, right] * weight
+
+        return self._to_units(grid), self._accumulate(X, len(grid), cdf)
+
+    def predict_quantiles(self, X: object, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
+                          ) -> np.ndarray:
+        """(n, p) table -> (n, len(quantiles)) quantiles of the predictive distribution,
+        e.g. a 90% interval from (0.05, 0.95)."""
+        check_is_fitted(self)
+        levels = np.asarray(quantiles, dtype=np.float64)
+        if levels.ndim != 1 or not ((levels > 0) & (levels < 1)).all():
+            raise ValueError(f"quantiles={list(quantiles)}; pass levels in (0, 1).")
+        grid, cdf = self.predict_distribution(X)
+        rows = np.arange(len(cdf))
+        out = np.empty((len(cdf), len(levels)))
+        for j, level in enumerate(levels):
+            right = np.clip((cdf < level).sum(axis=1), 1, len(grid) - 1)
+            low, high = cdf[rows, right - 1], cdf[rows, right]
+            fraction = np.clip((level - low) / np.maximum(high - low, 1e-12), 0.0, 1.0)
+            out[:, j] = grid[right - 1] + fraction * (grid[right] - grid[right - 1])
+        return out
