@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -48,10 +50,11 @@ def test_target_scale_is_per_episode_and_never_zero() -> None:
     assert std[0, 0] == 1.0 and 0 < std[1, 0] < 1e-9
 
 
-def test_a_regression_model_returns_bar_logits_and_learns_to_read_a_target() -> None:
-    """Target = one of the columns (which one varies by episode): a few steps of training
-    bring the loss well below the start."""
-    torch.manual_seed(0)
+def train_toy_regression(steps: int, target: Callable[[torch.Tensor, int], torch.Tensor],
+                         seed: int = 0) -> tuple[RDBPFN, list[float]]:
+    """A small regression model trained for ``steps`` Adam steps on 8 episodes of 48 rows x
+    3 columns (32 context rows) whose targets are ``target(x, step)``; (model, losses)."""
+    torch.manual_seed(seed)
     config = ModelConfig(d_model=32, n_heads=2, d_ffn=64, n_layers=2, n_thinking_rows=4,
                          decoder_hidden=64, task="regression", label_embedding="continuous",
                          n_bins=16)
@@ -59,11 +62,10 @@ def test_a_regression_model_returns_bar_logits_and_learns_to_read_a_target() -> 
     bars = model.bar_distribution()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for step in range(120):
+    for step in range(steps):
         x = torch.randn(8, 48, 3)
-        y = x[:, :, step % 3] * 2.0 + 1.0
-        mean, std = target_scale(y[:, :32])
-        y = (y - mean) / std
+        mean, std = target_scale(target(x, step)[:, :32])
+        y = (target(x, step) - mean) / std
         logits = model(x, y[:, :32])
         assert logits.shape == (8, 16, 16)
         loss = bars.loss(logits, y[:, 32:])
@@ -71,6 +73,13 @@ def test_a_regression_model_returns_bar_logits_and_learns_to_read_a_target() -> 
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
+    return model.eval(), losses
+
+
+def test_a_regression_model_returns_bar_logits_and_learns_to_read_a_target() -> None:
+    """Target = one of the columns (which one varies by episode): a few steps of training
+    bring the loss well below the start."""
+    _, losses = train_toy_regression(120, lambda x, step: x[:, :, step % 3] * 2.0 + 1.0)
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.3
     with pytest.raises(ValueError, match="label_embedding='continuous'"):
         ModelConfig(task="regression")

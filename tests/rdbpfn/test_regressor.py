@@ -17,8 +17,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import rdbpfn.checkpoint as checkpoints
 from rdbpfn.checkpoint import save_random_checkpoint
 from rdbpfn.classifier import RDBPFNClassifier
-from rdbpfn.model import RDBPFN, ModelConfig
+from rdbpfn.model import ModelConfig
 from rdbpfn.regressor import RDBPFNRegressor
+from tests.rdbpfn.test_bar_distribution import train_toy_regression
 
 TINY = ModelConfig(d_model=16, n_heads=2, d_ffn=32, n_layers=1, n_thinking_rows=2,
                    decoder_hidden=16, task="regression", label_embedding="continuous",
@@ -113,24 +114,12 @@ def test_frames_with_strings_and_missing_values() -> None:
 def test_trained_for_seconds_it_beats_the_mean_and_its_intervals_cover(tmp_path: Path) -> None:
     """A few seconds of training on "target = a linear function of the columns": R^2 above
     predicting the context mean, and 90% intervals that cover most test targets."""
-    torch.manual_seed(0)
-    config = ModelConfig(d_model=32, n_heads=2, d_ffn=64, n_layers=2, n_thinking_rows=4,
-                         decoder_hidden=64, task="regression", label_embedding="continuous",
-                         n_bins=16)
-    model = RDBPFN(config)
-    bars = model.bar_distribution()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    rng = torch.Generator().manual_seed(0)
-    for _ in range(150):
-        x = torch.randn(8, 48, 3, generator=rng)
-        y = (x @ torch.randn(8, 3, 1, generator=rng)).squeeze(-1)
-        mean, std = y[:, :32].mean(1, keepdim=True), y[:, :32].std(1, keepdim=True)
-        y = (y - mean) / std
-        loss = bars.loss(model(x, y[:, :32]), y[:, 32:])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    path = checkpoints.save_checkpoint(tmp_path / "r.pt", model.eval(), {"note": "test"})
+    def linear(x: torch.Tensor, step: int) -> torch.Tensor:  # new weights per episode
+        weights = torch.randn(8, 3, 1, generator=torch.Generator().manual_seed(step))
+        return (x @ weights).squeeze(-1)
+
+    model, _ = train_toy_regression(300, linear)
+    path = checkpoints.save_checkpoint(tmp_path / "r.pt", model, {"note": "test"})
     X, y = _data(n=400, p=3, seed=9)
     regressor = RDBPFNRegressor(model_path=path, n_estimators=2).fit(X[:200], y[:200])
     prediction = regressor.predict(X[200:])
