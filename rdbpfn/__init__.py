@@ -10,8 +10,9 @@ Public surface:
   the benchmark and the classifier share.
 - :class:`Query` -- a predictive query (``PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH
   customers.customer_id``) and its labels from the database's own history.
-- :class:`RelationalClassifier` -- in-context classification of (entity, cutoff) pairs of a
-  database; :func:`predict` / :func:`backtest` -- answers to a query from history alone.
+- :class:`RelationalClassifier`, :class:`RelationalRegressor` -- in-context prediction for
+  (entity, cutoff) pairs of a database; :func:`predict` / :func:`backtest` -- answers to a
+  query from history alone.
 - :class:`Episode` -- one in-context problem (context rows, query rows).
 - :class:`ModelConfig`, :class:`RDBPFN` -- the bi-attention transformer;
   :func:`load_checkpoint` / :func:`save_checkpoint` -- its file format.
@@ -32,7 +33,7 @@ from rdbpfn.forecast import backtest, predict
 from rdbpfn.model import RDBPFN, ModelConfig
 from rdbpfn.query import Query, QuerySyntaxError
 from rdbpfn.regressor import RDBPFNRegressor
-from rdbpfn.relational import RelationalClassifier
+from rdbpfn.relational import RelationalClassifier, RelationalRegressor
 from rdbpfn.table import Table
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "RDBPFNClassifier",
     "RDBPFNRegressor",
     "RelationalClassifier",
+    "RelationalRegressor",
     "Table",
     "TableEncoder",
     "backtest",

@@ -3,20 +3,24 @@
 :func:`predict` answers a :class:`~rdbpfn.query.Query` at a time ``at`` with no labels from
 the user: it picks *anchor* times before ``at`` whose label windows end by ``at``, labels
 the entities that existed at each anchor from what happened next (the database's history),
-and classifies the entities that exist at ``at`` in context, one forward pass, with
-:class:`~rdbpfn.relational.RelationalClassifier`. Nothing after ``at`` is read: the anchors'
-labels end by ``at`` and every feature sees rows with time <= its cutoff.
+and predicts for the entities that exist at ``at`` in context, one forward pass, with
+:class:`~rdbpfn.relational.RelationalClassifier` (a yes/no query: a probability) or
+:class:`~rdbpfn.relational.RelationalRegressor` (a query without a comparison: a number and
+its predictive standard deviation). Nothing after ``at`` is read: the anchors' labels end
+by ``at`` and every feature sees rows with time <= its cutoff.
 
 :func:`backtest` does that at past times whose outcome the database already knows, and
 scores it against the true labels, the obvious heuristic (activity in the last window of
-the same length) and a gradient-boosted tree model on the same features; it writes a small
-report (JSON, CSV, markdown, a PNG with ROC and calibration curves).
+the same length; for a number: the same aggregation over the last window) and a
+gradient-boosted tree model on the same features; it writes a small report (JSON, CSV,
+markdown, a PNG: ROC and calibration curves, or predicted against true values).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +28,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 
 from rdbpfn.atomic import atomic_write, atomic_write_json, atomic_write_text
 from rdbpfn.database import Database
 from rdbpfn.encoding import TableEncoder
 from rdbpfn.query import Query, duration
-from rdbpfn.relational import CUTOFF_COLUMN, RelationalClassifier
+from rdbpfn.relational import CUTOFF_COLUMN, RelationalClassifier, RelationalRegressor
 
 __all__ = ["MAX_ANCHORS", "Forecast", "backtest", "predict"]
 
@@ -45,24 +49,26 @@ the context rows (or ``MAX_ANCHORS`` are used)."""
 
 @dataclass
 class Forecast:
-    """What :func:`predict` used: the fitted classifier and its context."""
+    """What :func:`predict` used: the fitted estimator and its context."""
 
     query: Query
     at: pd.Timestamp
     anchors: list[pd.Timestamp]
     context: pd.DataFrame  # [key, cutoff_time, label]: the labelled rows the model saw
-    classifier: RelationalClassifier
+    estimator: RelationalClassifier | RelationalRegressor
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """One paragraph: anchors, context size and label rate, features."""
+        """One paragraph: anchors, context size and label rate (or mean), features."""
         labels = self.context["label"]
         first, last = min(self.anchors), max(self.anchors)
+        summary = (f"{labels.mean():.1%} positive" if self.query.task == "binary"
+                   else f"label mean {labels.mean():.4g}, median {labels.median():.4g}")
         return (
             f"context: {len(self.context):,} labelled (entity, anchor) rows from "
             f"{len(self.anchors)} anchor times {first.date()} .. {last.date()} "
-            f"(label windows end by {self.at.date()}), {labels.mean():.1%} positive; "
-            f"{len(self.classifier.features_)} DFS features selected from the context rows."
+            f"(label windows end by {self.at.date()}), {summary}; "
+            f"{len(self.estimator.features_)} DFS features selected from the context rows."
         )
 
 
@@ -102,12 +108,14 @@ def _anchors(query: Query, db: Database, at: pd.Timestamp, n_anchors: int | None
     return anchors
 
 
-def _sample(labels: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
-    """At most ``size`` rows, uniformly, keeping at least one row of every label."""
+def _sample(labels: pd.DataFrame, size: int, rng: np.random.Generator,
+            keep_classes: bool = True) -> pd.DataFrame:
+    """At most ``size`` rows, uniformly, keeping at least one row of every label (when
+    ``keep_classes``; numeric labels are sampled plainly)."""
     if len(labels) <= size:
         return labels.reset_index(drop=True)
     chosen = rng.choice(len(labels), size=size, replace=False)
-    for value in labels["label"].unique():  # a rare class keeps a row
+    for value in labels["label"].unique() if keep_classes else ():  # a rare class keeps a row
         rows = np.flatnonzero(labels["label"].to_numpy() == value)
         if not np.isin(rows, chosen).any():
             chosen[np.argmax(labels["label"].to_numpy()[chosen] != value)] = rng.choice(rows)
@@ -126,17 +134,12 @@ def fit_from_history(
     verbose: bool = False,
     **classifier_options: Any,
 ) -> Forecast:
-    """Label anchors before ``at`` from history and fit a classifier on them.
+    """Label anchors before ``at`` from history and fit an estimator on them.
 
     Arguments as :func:`predict`. Returns the :class:`Forecast` (no prediction yet).
     """
     query = query if isinstance(query, Query) else Query(query)
     query.check(db)
-    if query.task != "binary":
-        raise ValueError(
-            f"{query} asks for a number (no comparison): regression is not served yet. Add "
-            "a comparison to ask a yes/no question, e.g. '... > 0'."
-        )
     if context_rows < 2:
         raise ValueError(f"context_rows={context_rows}; pass at least 2.")
     at = _timestamp(at, "at")
@@ -156,12 +159,14 @@ def fit_from_history(
             f"{used[0].date()} has the label {value}: history shows no contrast to learn "
             "from. Use more anchors (n_anchors=...), a later `at` or another threshold."
         )
-    context = _sample(pool, context_rows, rng)
-    classifier = RelationalClassifier(
+    binary = query.task == "binary"
+    context = _sample(pool, context_rows, rng, keep_classes=binary)
+    kind = RelationalClassifier if binary else RelationalRegressor
+    estimator = kind(
         database=db, entity_table=query.entity, random_state=random_state, verbose=verbose,
         **classifier_options,
     ).fit(context[[query.key, CUTOFF_COLUMN]], context["label"].to_numpy())
-    forecast = Forecast(query, at, used, context, classifier)
+    forecast = Forecast(query, at, used, context, estimator)
     if verbose:
         print(forecast.describe(), file=sys.stderr)
     return forecast
@@ -195,13 +200,16 @@ def predict(
         random_state: seed of the sample and of the classifier's ensemble.
         verbose: print the context used and show progress.
         classifier_options: passed to :class:`~rdbpfn.relational.RelationalClassifier`
-            (``max_depth``, ``n_estimators``, ``model_path``, ``max_features``, ...).
+            or :class:`~rdbpfn.relational.RelationalRegressor` (``max_depth``,
+            ``n_estimators``, ``model_path``, ``max_features``, ...).
     Returns:
-        DataFrame ``[key, "probability"]``, one row per entity existing at ``at`` (and
-        passing WHERE); ``attrs["context"]`` describes the context used.
+        DataFrame ``[key, "probability"]`` (a yes/no query) or ``[key, "prediction",
+        "std"]`` (a number: the predictive mean and standard deviation), one row per entity
+        existing at ``at`` (and passing WHERE); ``attrs["context"]`` describes the context
+        used.
     Raises:
         ValueError: a bad query, ``at`` before any history, no anchor or no contrast in the
-            history, a regression query (not served yet).
+            history.
     """
     forecast = fit_from_history(
         db, query, at, n_anchors=n_anchors, anchor_step=anchor_step, context_rows=context_rows,
@@ -210,39 +218,56 @@ def predict(
 
 
 def _predict(forecast: Forecast) -> pd.DataFrame:
-    query = forecast.query
-    targets = query.entities(forecast.classifier.database, [forecast.at])
-    probability = forecast.classifier.predict_proba(targets)[:, -1]
-    out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
+    query, estimator = forecast.query, forecast.estimator
+    targets = query.entities(estimator.database, [forecast.at])
+    if isinstance(estimator, RelationalRegressor):
+        mean, std = estimator.predict(targets, return_std=True)
+        out = pd.DataFrame({query.key: targets[query.key], "prediction": mean, "std": std})
+    else:
+        probability = estimator.predict_proba(targets)[:, -1]
+        out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
     out.attrs["context"] = forecast.describe()
     out.attrs["anchors"] = [str(a) for a in forecast.anchors]
-    out.attrs["features"] = list(forecast.classifier.features_)
+    out.attrs["features"] = list(estimator.features_)
     return out
 
 
 # ------------------------------------------------------------------------------ backtest
-def _heuristic(query: Query, db: Database, at: pd.Timestamp,
-               entities: pd.Series) -> np.ndarray:
-    """Rows of the query's child table per entity in the last window of the same length."""
+INTERVAL = (0.05, 0.95)
+"""The predictive interval a regression backtest checks the coverage of (90%)."""
+
+
+def _heuristic(query: Query, db: Database, at: pd.Timestamp, entities: pd.Series,
+               fill: float) -> np.ndarray:
+    """The obvious guess from the last window of the query's length before ``at``: the
+    number of child rows (a yes/no query's score), or the query's own aggregation there (a
+    number: "same as the last window"; ``fill`` where it is undefined)."""
     length = query.end - query.start
-    recent = Query.build(aggregation="count", table=query.table, column="*", start=0,
+    binary = query.task == "binary"
+    recent = Query.build(aggregation="count" if binary else query.aggregation,
+                         table=query.table, column="*" if binary else query.column, start=0,
                          end=length, unit=query.unit, entity=query.entity, key=query.key)
-    counts = recent.labels(db, [at - duration(length, query.unit)])
-    by_entity = dict(zip(counts[query.key], counts["label"], strict=True))
-    return entities.map(by_entity).fillna(0.0).to_numpy(dtype=np.float64)
+    with warnings.catch_warnings():  # undefined AVG/MIN/MAX windows are filled below
+        warnings.simplefilter("ignore", UserWarning)
+        values = recent.labels(db, [at - duration(length, query.unit)])
+    by_entity = dict(zip(values[query.key], values["label"], strict=True))
+    default = 0.0 if binary or query.aggregation in ("count", "sum") else fill
+    return entities.map(by_entity).fillna(default).to_numpy(dtype=np.float64)
 
 
-def _tree_model(random_state: int) -> tuple[str, Any]:
+def _tree_model(random_state: int, binary: bool = True) -> tuple[str, Any]:
     """LightGBM when installed (an optional extra), else scikit-learn's histogram GBM."""
     try:
         import lightgbm  # optional heavy package: only backtests use it
 
-        return "LightGBM", lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.05,
-                                                    random_state=random_state, verbose=-1)
+        kind = lightgbm.LGBMClassifier if binary else lightgbm.LGBMRegressor
+        return "LightGBM", kind(n_estimators=200, learning_rate=0.05,
+                                random_state=random_state, verbose=-1)
     except ImportError:
-        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        return "HistGradientBoosting", HistGradientBoostingClassifier(random_state=random_state)
+        kind = HistGradientBoostingClassifier if binary else HistGradientBoostingRegressor
+        return "HistGradientBoosting", kind(random_state=random_state)
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -268,18 +293,22 @@ def backtest(
     verbose: bool = True,
     **predict_options: Any,
 ) -> pd.DataFrame:
-    """Predict at past times whose outcome is known and score it (ROC-AUC).
+    """Predict at past times whose outcome is known and score it.
 
     For each time in ``at``: :func:`predict` from the history before it; the true labels
-    of the entities that exist then; the heuristic "rows in the last window of the same
-    length"; a gradient-boosted tree model (LightGBM when installed) fitted on the same
-    context rows and selected features. With ``out``, writes ``backtest.json``,
-    ``backtest.csv``, ``backtest.md`` (with the features that mattered most to the tree
-    model) and ``backtest.png`` (ROC and calibration curves).
+    of the entities that exist then; the heuristic (rows in the last window of the same
+    length; for a number: the same aggregation over that window); a gradient-boosted tree
+    model (LightGBM when installed) fitted on the same context rows and selected features.
+    With ``out``, writes ``backtest.json``, ``backtest.csv``, ``backtest.md`` (with the
+    features that mattered most to the tree model) and ``backtest.png`` (ROC and
+    calibration curves; for a number: predicted against true values).
 
     Returns:
-        DataFrame, one row per time: ``at``, ``n``, ``positive_rate``, ``rdbpfn_auc``,
-        ``heuristic_auc``, ``<tree>_auc``, ``n_anchors``, ``context_rows``.
+        DataFrame, one row per time: ``at``, ``n``, then for a yes/no query
+        ``positive_rate``, ``rdbpfn_auc``, ``heuristic_auc``, ``<tree>_auc``; for a number
+        ``mean``, ``rdbpfn_mae``, ``heuristic_mae``, ``<tree>_mae``, the same with ``_r2``
+        and ``rdbpfn_coverage_90`` (share of true values inside the 90% predictive
+        interval); then ``n_anchors``, ``context_rows``.
     """
     query = query if isinstance(query, Query) else Query(query)
     query.check(db)
@@ -291,37 +320,52 @@ def backtest(
             f"backtest times {[str(t.date()) for t in late]} are after {latest.date()}, the "
             "last time whose label window the database has seen in full; pick earlier times."
         )
+    binary = query.task == "binary"
     rows, curves, importances = [], [], {}
-    tree_name = _tree_model(random_state)[0]
+    tree_name = _tree_model(random_state, binary)[0]
     for time in times:
         forecast = fit_from_history(db, query, time, random_state=random_state,
                                     verbose=verbose, **predict_options)
         truth = query.labels(db, [time])
         y = truth["label"].to_numpy()
-        classifier = forecast.classifier
+        estimator = forecast.estimator
         # the targets' DFS features once, for RDB-PFN and the tree model alike
-        target_x = classifier.transform(truth[[query.key, CUTOFF_COLUMN]])
-        p_ours = classifier.classifier_.predict_proba(target_x)[:, -1]
-        p_heuristic = _heuristic(query, db, time, truth[query.key])
-        name, tree = _tree_model(random_state)
+        target_x = estimator.transform(truth[[query.key, CUTOFF_COLUMN]])
+        guess = _heuristic(query, db, time, truth[query.key],
+                           float(forecast.context["label"].mean()))
+        name, tree = _tree_model(random_state, binary)
         encoder = TableEncoder()
-        context_x = classifier.transform(forecast.context[[query.key, CUTOFF_COLUMN]])
+        context_x = estimator.transform(forecast.context[[query.key, CUTOFF_COLUMN]])
         train = encoder.fit(context_x).encode(context_x)
         tree.fit(np.where(np.isfinite(train), train, np.nan), forecast.context["label"])
-        test = encoder.encode(target_x)
-        p_tree = tree.predict_proba(np.where(np.isfinite(test), test, np.nan))[:, -1]
+        test = np.where(np.isfinite(test := encoder.encode(target_x)), test, np.nan)
         importance = getattr(tree, "feature_importances_", None)
         if importance is not None:
-            importances[str(time.date())] = dict(zip(classifier.features_,
+            importances[str(time.date())] = dict(zip(estimator.features_,
                                                      np.asarray(importance, float), strict=True))
-        rows.append({"at": str(time.date()), "n": len(y), "positive_rate": float(y.mean()),
-                     "rdbpfn_auc": _auc(y, p_ours), "heuristic_auc": _auc(y, p_heuristic),
-                     f"{name}_auc": _auc(y, p_tree), "n_anchors": len(forecast.anchors),
-                     "context_rows": len(forecast.context)})
-        curves.append((str(time.date()), y, p_ours, p_heuristic, p_tree))
+        row: dict[str, Any] = {"at": str(time.date()), "n": len(y)}
+        if binary:
+            ours = estimator.classifier_.predict_proba(target_x)[:, -1]
+            trees = tree.predict_proba(test)[:, -1]
+            row.update({"positive_rate": float(y.mean()), "rdbpfn_auc": _auc(y, ours),
+                        "heuristic_auc": _auc(y, guess), f"{name}_auc": _auc(y, trees)})
+        else:
+            ours = estimator.regressor_.predict(target_x)
+            low, high = estimator.regressor_.predict_quantiles(target_x, INTERVAL).T
+            trees = tree.predict(test)
+            row["mean"] = float(y.mean())
+            for metric, score in (("mae", mean_absolute_error), ("r2", r2_score)):
+                row.update({f"rdbpfn_{metric}": float(score(y, ours)),
+                            f"heuristic_{metric}": float(score(y, guess)),
+                            f"{name}_{metric}": float(score(y, trees))})
+            row["rdbpfn_coverage_90"] = float(np.mean((y >= low) & (y <= high)))
+        row.update({"n_anchors": len(forecast.anchors), "context_rows": len(forecast.context)})
+        rows.append(row)
+        curves.append((str(time.date()), y, ours, guess, trees))
         if verbose:
-            print(f"{time.date()}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
-                                                  if k.endswith("_auc")), file=sys.stderr)
+            print(f"{time.date()}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in row.items() if k.endswith(("_auc", "_mae", "_r2"))),
+                file=sys.stderr)
     summary = pd.DataFrame(rows)
     summary.attrs.update(query=str(query), tree=tree_name)
     if out is not None:
@@ -350,6 +394,9 @@ def _write_report(folder: Path, query: Query, summary: pd.DataFrame, curves: lis
              "", f"Features that mattered most to {tree_name} (mean importance over times):",
              ""] + [f"- `{name}`: {value:.1f}" for name, value in mean_importance.head(10).items()]
     atomic_write_text(folder / "backtest.md", "\n".join(lines) + "\n")
+    if query.task != "binary":
+        _write_scatter(folder, query, curves, tree_name)
+        return
     figure, (roc_axis, calibration_axis) = plt.subplots(1, 2, figsize=(10, 4.5))
     for label, y, p_ours, p_heuristic, p_tree in curves:
         if len(np.unique(y)) < 2:
@@ -366,6 +413,28 @@ def _write_report(folder: Path, query: Query, summary: pd.DataFrame, curves: lis
                          title="calibration (deciles)")
     roc_axis.legend(fontsize=6)
     calibration_axis.legend(fontsize=6)
+    figure.suptitle(str(query), fontsize=8)
+    figure.tight_layout()
+    atomic_write(folder / "backtest.png", lambda stream: figure.savefig(stream, format="png",
+                                                                          dpi=110))
+    plt.close(figure)
+
+
+def _write_scatter(folder: Path, query: Query, curves: list, tree_name: str) -> None:
+    """backtest.png of a numeric query: predicted against true values, one panel per model."""
+    import matplotlib.pyplot as plt  # matplotlib.use("Agg") ran in _write_report
+
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4), sharex=True, sharey=True)
+    for label, y, ours, guess, trees in curves:
+        for axis, name, values in zip(axes, ("RDB-PFN", "last window", tree_name),
+                                      (ours, guess, trees), strict=True):
+            axis.scatter(y, values, s=3, alpha=0.4, label=label)
+            axis.set(title=name, xlabel="true value")
+    axes[0].set_ylabel("predicted")
+    for axis in axes:
+        low, high = axis.get_xlim()
+        axis.plot([low, high], [low, high], color="grey", lw=0.5)
+    axes[0].legend(fontsize=6, markerscale=3)
     figure.suptitle(str(query), fontsize=8)
     figure.tight_layout()
     atomic_write(folder / "backtest.png", lambda stream: figure.savefig(stream, format="png",

@@ -1,13 +1,14 @@
-"""An in-context classifier over a relational database: rows are (entity, cutoff time) pairs.
+"""In-context estimators over a relational database: rows are (entity, cutoff time) pairs.
 
-:class:`RelationalClassifier` is a scikit-learn estimator whose ``X`` is a DataFrame of
-``[<entity key>, "cutoff_time"]`` pairs of one table of a :class:`~rdbpfn.database.Database`.
-``fit`` linearizes the context pairs with Deep Feature Synthesis (:func:`rdbpfn.linearize`,
-each pair sees only rows with time <= its cutoff), keeps at most ``max_features`` columns
-chosen from the context rows and their labels only (:func:`rdbpfn.dfs.select_features`:
-constant and duplicate columns dropped, ranked by association with the label, greedy
-decorrelation), and fits an :class:`~rdbpfn.classifier.RDBPFNClassifier` on them.
-``predict_proba`` linearizes only the selected features for the query pairs. What the
+:class:`RelationalClassifier` and :class:`RelationalRegressor` are scikit-learn estimators
+whose ``X`` is a DataFrame of ``[<entity key>, "cutoff_time"]`` pairs of one table of a
+:class:`~rdbpfn.database.Database`. ``fit`` linearizes the context pairs with Deep Feature
+Synthesis (:func:`rdbpfn.linearize`, each pair sees only rows with time <= its cutoff), keeps
+at most ``max_features`` columns chosen from the context rows and their targets only
+(:func:`rdbpfn.dfs.select_features`: constant and duplicate columns dropped, ranked by
+association with the target, greedy decorrelation), and fits an
+:class:`~rdbpfn.classifier.RDBPFNClassifier` (or :class:`~rdbpfn.regressor.RDBPFNRegressor`)
+on them. Predicting linearizes only the selected features for the query pairs. What the
 benchmark harness measures (``python -m eval``) is this selection.
 
 The database is a constructor parameter, so ``clone`` (``cross_val_score``, ``Pipeline``)
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rdbpfn.checkpoint import load_checkpoint
@@ -30,15 +31,16 @@ from rdbpfn.classifier import RDBPFNClassifier
 from rdbpfn.database import Database
 from rdbpfn.dfs import DEFAULT_PRIMITIVES, DEFAULT_WINDOWS, linearize, select_features
 from rdbpfn.dfs.budget import CORRELATION_LIMIT
+from rdbpfn.regressor import RDBPFNRegressor
 
-__all__ = ["CUTOFF_COLUMN", "RelationalClassifier"]
+__all__ = ["CUTOFF_COLUMN", "RelationalClassifier", "RelationalRegressor"]
 
 CUTOFF_COLUMN = "cutoff_time"
 """Name of the cutoff column of ``X`` (what :meth:`rdbpfn.Query.labels` returns)."""
 
 
-class RelationalClassifier(ClassifierMixin, BaseEstimator):
-    """In-context classification of (entity, cutoff) pairs of a relational database.
+class _RelationalEstimator(BaseEstimator):
+    """In-context prediction for (entity, cutoff) pairs of a relational database.
 
     Parameters
     ----------
@@ -50,13 +52,15 @@ class RelationalClassifier(ClassifierMixin, BaseEstimator):
         checkpoint's width (``ModelConfig.max_features``, 100 for the shipped model).
     correlation_limit : |correlation| at which a column counts as a copy of a kept one.
     model_path, device, n_estimators, max_context, random_state, verbose : passed to
-        :class:`~rdbpfn.classifier.RDBPFNClassifier`.
+        the in-context estimator.
 
     ``X`` is a DataFrame with the entity table's primary-key column and a ``cutoff_time``
-    column (datetimes, or numbers for a database with numeric times); ``y`` one label per
-    row. Fitted attributes: ``features_`` (the selected DFS feature names),
-    ``classifier_``, ``classes_``, ``key_``.
+    column (datetimes, or numbers for a database with numeric times); ``y`` one target per
+    row. Fitted attributes: ``features_`` (the selected DFS feature names), ``key_``, and
+    the fitted in-context estimator.
     """
+
+    _task = ""
 
     def __init__(
         self,
@@ -95,7 +99,7 @@ class RelationalClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def __sklearn_clone__(self) -> RelationalClassifier:
+    def __sklearn_clone__(self) -> _RelationalEstimator:
         """An unfitted copy that shares the database (parameters cloned, not the data)."""
         params = self.get_params(deep=False)
         copied = {name: clone(value, safe=False) for name, value in params.items()
@@ -148,41 +152,66 @@ class RelationalClassifier(ClassifierMixin, BaseEstimator):
                          windows=self.windows, features=names)
 
     # ---- fit / predict -----------------------------------------------------------------
-    def fit(self, X: object, y: object) -> RelationalClassifier:
-        """Linearize the context pairs, select features from them, fit the classifier."""
+    def _fit_features(self, X: object, y: object, continuous: bool
+                      ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Linearize the context pairs and select features from them and their targets:
+        (the selected columns, the targets as given)."""
         self.key_ = self._key()
         frame = self._features(X, None)
-        labels = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
-        if labels.ndim != 1 or len(labels) != len(frame):
+        targets = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+        if targets.ndim != 1 or len(targets) != len(frame):
             raise ValueError(
-                f"y has shape {labels.shape} for {len(frame)} rows of X; pass one label per "
+                f"y has shape {targets.shape} for {len(frame)} rows of X; pass one target per "
                 "(entity, cutoff) row."
             )
-        classifier = RDBPFNClassifier(
-            model_path=self.model_path, device=self.device, n_estimators=self.n_estimators,
-            max_context=self.max_context, random_state=self.random_state, verbose=self.verbose,
-        )
         width = self.max_features
         if width is None:
-            width = load_checkpoint(self.model_path).config.max_features
-        try:
-            codes = np.unique(labels, return_inverse=True)[1]
-        except TypeError as error:
-            raise ValueError(f"y mixes label types that cannot be sorted ({error}).") from error
-        self.features_ = select_features(frame, width, codes, self.correlation_limit)
+            width = load_checkpoint(self.model_path, task=self._task).config.max_features
+        if continuous:
+            try:
+                scores = targets.astype(np.float64)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"y must be numbers for a regressor ({error}).") from None
+        else:
+            try:
+                scores = np.unique(targets, return_inverse=True)[1]
+            except TypeError as error:
+                raise ValueError(
+                    f"y mixes label types that cannot be sorted ({error}).") from error
+        self.features_ = select_features(frame, width, scores, self.correlation_limit,
+                                         continuous=continuous)
         if not self.features_:
             raise ValueError(
                 "no DFS feature varies across the context rows, so there is nothing to learn "
                 "from; use more or more varied context rows, or a larger max_depth."
             )
-        self.classifier_ = classifier.fit(frame[self.features_], labels)
-        self.classes_ = self.classifier_.classes_
-        return self
+        return frame[self.features_], targets
+
+    def _estimator_options(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "device": self.device,
+                "n_estimators": self.n_estimators, "max_context": self.max_context,
+                "random_state": self.random_state, "verbose": self.verbose}
 
     def transform(self, X: object) -> pd.DataFrame:
         """The selected DFS features (``features_``) of the (entity, cutoff) rows of ``X``."""
         check_is_fitted(self)
         return self._features(X, self.features_)
+
+
+class RelationalClassifier(ClassifierMixin, _RelationalEstimator):
+    __doc__ = (_RelationalEstimator.__doc__ or "").replace(
+        "In-context prediction", "In-context classification", 1) + """
+    Classification: ``y`` are labels; fitted ``classifier_`` and ``classes_``.
+    """
+
+    _task = "classification"
+
+    def fit(self, X: object, y: object) -> RelationalClassifier:
+        """Linearize the context pairs, select features from them, fit the classifier."""
+        frame, labels = self._fit_features(X, y, continuous=False)
+        self.classifier_ = RDBPFNClassifier(**self._estimator_options()).fit(frame, labels)
+        self.classes_ = self.classifier_.classes_
+        return self
 
     def predict_proba(self, X: object) -> np.ndarray:
         """(n, n_classes) probabilities for the (entity, cutoff) rows of ``X``."""
@@ -191,3 +220,30 @@ class RelationalClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: object) -> np.ndarray:
         """(n,) labels from ``classes_``."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class RelationalRegressor(RegressorMixin, _RelationalEstimator):
+    __doc__ = (_RelationalEstimator.__doc__ or "").replace(
+        "In-context prediction", "In-context regression", 1) + """
+    Regression: ``y`` are numbers (features are ranked by association with their ranks);
+    fitted ``regressor_``.
+    """
+
+    _task = "regression"
+
+    def fit(self, X: object, y: object) -> RelationalRegressor:
+        """Linearize the context pairs, select features from them, fit the regressor."""
+        frame, targets = self._fit_features(X, y, continuous=True)
+        self.regressor_ = RDBPFNRegressor(**self._estimator_options()).fit(frame, targets)
+        return self
+
+    def predict(self, X: object, return_std: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """(n,) predictive means for the (entity, cutoff) rows of ``X`` (and standard
+        deviations with ``return_std=True``)."""
+        return self.regressor_.predict(self.transform(X), return_std=return_std)
+
+    def predict_quantiles(self, X: object, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
+                          ) -> np.ndarray:
+        """(n, len(quantiles)) quantiles of the predictive distribution."""
+        return self.regressor_.predict_quantiles(self.transform(X), quantiles)

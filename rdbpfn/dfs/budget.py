@@ -13,7 +13,8 @@ Two deterministic caps:
    b. drop exact duplicates (same values and same missing cells), keeping the first;
    c. order the rest: with labels, by their association with the label on the context rows
       (|Spearman correlation| for numeric columns, the correlation ratio for categorical
-      ones; multi-class labels: the largest over one-vs-rest), ties and the unlabeled case
+      ones; multi-class labels: the largest over one-vs-rest; a numeric target: the same
+      with its ranks), ties and the unlabeled case
       keeping featuretools' order (shallow features first);
    d. walk that order and keep a column unless its |correlation| (Spearman, missing cells
       at the median) with an already kept column is >= ``correlation_limit``; stop at
@@ -137,11 +138,15 @@ def _standardize(values: np.ndarray) -> np.ndarray:
 
 
 def _label_scores(codes: np.ndarray, ranked: np.ndarray, categorical: np.ndarray,
-                  y: np.ndarray) -> np.ndarray:
+                  y: np.ndarray, continuous: bool = False) -> np.ndarray:
     """Association of each column with the label: |Spearman| (numeric) or the correlation
-    ratio (categorical, missing as its own category); max over one-vs-rest targets."""
-    classes = np.unique(y)
-    targets = [y == c for c in (classes[1:] if len(classes) == 2 else classes)]
+    ratio (categorical, missing as its own category); max over one-vs-rest targets, or (a
+    ``continuous`` target) with the target's ranks."""
+    if continuous:
+        targets = [_ranks(np.asarray(y, dtype=np.float64)[:, None])[:, 0]]
+    else:
+        classes = np.unique(y)
+        targets = [y == c for c in (classes[1:] if len(classes) == 2 else classes)]
     scores = np.zeros(codes.shape[1])
     for target in targets:
         t = _standardize(target.astype(np.float64)[:, None])[:, 0]
@@ -159,6 +164,7 @@ def select_features(
     max_features: int,
     y_context: np.ndarray | Sequence[int] | None = None,
     correlation_limit: float = CORRELATION_LIMIT,
+    continuous: bool = False,
 ) -> list[str]:
     """At most ``max_features`` column names of ``X_context`` (rule in the module docstring).
 
@@ -167,6 +173,8 @@ def select_features(
         max_features: the cap (>= 1).
         y_context: labels of those rows, shape (n,), or None for a label-free choice.
         correlation_limit: |correlation| at which a column counts as a copy of a kept one.
+        continuous: ``y_context`` is a number (regression): association is measured with
+            its ranks (|Spearman|, the correlation ratio of the ranks), not per class.
     Returns:
         names in ``X_context``'s column order (deterministic; may be fewer than the cap).
     """
@@ -203,7 +211,7 @@ def select_features(
     ranked = _standardize(_ranks(codes[:, candidates]))
     if y_context is not None:
         scores = _label_scores(codes[:, candidates], ranked, categorical[candidates],
-                               np.asarray(y_context))
+                               np.asarray(y_context), continuous)
         order = np.argsort(-np.round(scores, 12), kind="stable")
         candidates, ranked = candidates[order], ranked[:, order]
     # (d) greedy decorrelation

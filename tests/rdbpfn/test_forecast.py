@@ -10,14 +10,20 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import estimator_checks
 
+from rdbpfn.checkpoint import save_random_checkpoint
 from rdbpfn.database import Database
 from rdbpfn.forecast import backtest, fit_from_history, predict
+from rdbpfn.model import ModelConfig
 from rdbpfn.query import Query
-from rdbpfn.relational import RelationalClassifier
+from rdbpfn.relational import RelationalClassifier, RelationalRegressor
 from rdbpfn.table import Table
 
 START = pd.Timestamp("2022-01-01")
 QUERY = "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id"
+SUM_QUERY = "PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id"
+TINY_REGRESSION = ModelConfig(d_model=16, n_heads=2, d_ffn=32, n_layers=1, n_thinking_rows=2,
+                              decoder_hidden=16, task="regression",
+                              label_embedding="continuous", n_bins=16)
 
 
 def shop(seed: int = 0, n_customers: int = 150, days: int = 360) -> Database:
@@ -114,8 +120,6 @@ def test_anchors_end_their_windows_by_at_and_step_back(db: Database) -> None:
 @pytest.mark.parametrize(("query", "at", "message"), [
     (QUERY, "2021-06-01", r"is not after the database's first time"),
     (QUERY, "2022-01-10", r"no anchor time fits"),
-    ("PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id", "2022-10-01",
-     r"regression is not served yet"),
     ("PREDICT COUNT(orders.*, 0, 30, days) > 10000 FOR EACH customers.customer_id",
      "2022-10-01", r"has the label 0: history shows no contrast"),
     ("PREDICT COUNT(order.*, 0, 30, days) > 0 FOR EACH customers.customer_id", "2022-10-01",
@@ -146,8 +150,65 @@ def test_backtest_scores_against_truth_heuristic_and_trees(db: Database, tmp_pat
     "check_parameters_default_constructible", "check_estimator_cloneable",
     "check_estimator_repr", "check_estimator_tags_renamed",
 ])
-def test_scikit_learn_checks_that_apply(db: Database, check: str) -> None:
+@pytest.mark.parametrize("kind", [RelationalClassifier, RelationalRegressor])
+def test_scikit_learn_checks_that_apply(db: Database, check: str, kind: type) -> None:
     """The checks that do not feed X as a numeric array (ours is a frame of pairs)."""
     function = getattr(estimator_checks, check)
-    model = RelationalClassifier(database=db, entity_table="customers")
-    function("RelationalClassifier", model)
+    function(kind.__name__, kind(database=db, entity_table="customers"))
+
+
+# ---------------------------------------------------------------- numeric queries
+@pytest.fixture(scope="module")
+def regression_weights(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny random regression weights: the plumbing, not the quality (that is eval's)."""
+    return save_random_checkpoint(tmp_path_factory.mktemp("reg") / "r.pt", TINY_REGRESSION)
+
+
+def test_a_numeric_query_predicts_a_number_and_its_spread(db: Database,
+                                                          regression_weights) -> None:
+    preds = predict(db, SUM_QUERY, "2022-10-01", n_estimators=2, max_depth=1, verbose=False,
+                    model_path=regression_weights)
+    assert list(preds.columns) == ["customer_id", "prediction", "std"]
+    assert len(preds) == 150 and np.isfinite(preds["prediction"]).all()
+    assert (preds["std"] > 0).all()
+    assert "label mean" in preds.attrs["context"]
+    forecast = fit_from_history(db, SUM_QUERY, "2022-10-01", n_anchors=2, n_estimators=1,
+                                max_depth=1, model_path=regression_weights)
+    assert isinstance(forecast.estimator, RelationalRegressor)
+    assert forecast.context["label"].dtype == np.float64
+
+
+def test_backtest_of_a_numeric_query(db: Database, regression_weights, tmp_path) -> None:
+    """MAE, R^2 and 90% coverage against the truth; the heuristic is the same sum over the
+    last 30 days, checked by hand."""
+    summary = backtest(db, SUM_QUERY, ["2022-09-01"], out=tmp_path, n_estimators=1,
+                       max_depth=1, verbose=False, context_rows=256,
+                       model_path=regression_weights)
+    tree = summary.attrs["tree"]
+    for column in ("rdbpfn_mae", "heuristic_mae", f"{tree}_mae", "rdbpfn_r2", "heuristic_r2",
+                   "rdbpfn_coverage_90"):
+        assert np.isfinite(summary[column]).all(), summary
+    assert summary["rdbpfn_coverage_90"].between(0, 1).all()
+    at = pd.Timestamp("2022-09-01")
+    truth = Query(SUM_QUERY).labels(db, [at])
+    orders = db["orders"].df
+    last = orders[(orders["at"] > at - pd.Timedelta(days=30)) & (orders["at"] <= at)]
+    guess = truth["customer_id"].map(last.groupby("customer_id")["amount"].sum()).fillna(0)
+    assert summary["heuristic_mae"].iloc[0] == pytest.approx(
+        np.mean(np.abs(truth["label"] - guess)))
+    assert (tmp_path / "backtest.png").is_file()
+
+
+def test_relational_regressor_is_an_estimator(db: Database, regression_weights) -> None:
+    labels = Query(SUM_QUERY).labels(db, ["2022-09-01", "2022-07-01"])
+    X, y = labels[["customer_id", "cutoff_time"]], labels["label"].to_numpy()
+    model = RelationalRegressor(database=db, entity_table="customers", n_estimators=1,
+                                max_depth=1, model_path=regression_weights)
+    fitted = clone(model).fit(X[:150], y[:150])
+    mean, std = fitted.predict(X[150:], return_std=True)
+    assert mean.shape == std.shape == (len(X) - 150,)
+    quantiles = fitted.predict_quantiles(X[150:], (0.1, 0.9))
+    assert (quantiles[:, 0] <= quantiles[:, 1]).all()
+    assert fitted.features_ and clone(model).database is db
+    with pytest.raises(ValueError, match="must be numbers"):
+        clone(model).fit(X[:10], np.array(["a", "b"] * 5))
