@@ -457,10 +457,11 @@ TARGETS = ("binary", "continuous")
 
 
 def _continuous_label(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The label node as a number: standardised, plus noise (0.01-0.5 sd, log-uniform),
+    """The label node as a number: standardised and clipped to +-4 (a heavy-tailed node
+    would otherwise make one row the whole target), plus noise (0.01-0.5 sd, log-uniform),
     through a random monotone shape (identity 55%; exp-skewed amounts 20%; counts 15%;
     integer scores 10%), then a random scale (1e-2..1e4) and shift. -> float64 (n,)."""
-    y = _standardize(value[:, None].astype(np.float64))[:, 0]
+    y = np.clip(_standardize(value[:, None].astype(np.float64))[:, 0], -4.0, 4.0)
     y = y + rng.normal(0.0, _log_uniform(rng, (0.01, 0.5)), len(y))
     shape = rng.random()
     if shape < 0.20:

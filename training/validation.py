@@ -227,9 +227,10 @@ def score_episode(
 def score_regression_episode(
     model: torch.nn.Module, episode: Episode, device: torch.device
 ) -> tuple[float, float]:
-    """(R^2 of the predictive mean, mean negative log density of the standardised targets)
-    of a regression ``model`` on the query rows of one episode; NaN for both when the
-    outputs are not finite."""
+    """(R^2 of the predictive mean, floored at -1, and the mean negative log density of the
+    standardised targets) of a regression ``model`` on the query rows of one episode; NaN
+    for both when the outputs are not finite. The floor keeps one episode with an outlier
+    among its queries from deciding the average of many."""
     y = episode.y.to(torch.float32)
     mean, scale = target_scale(y[: episode.n_context].unsqueeze(0))
     standard = (y.unsqueeze(0) - mean) / scale
@@ -243,7 +244,7 @@ def score_regression_episode(
         return math.nan, math.nan
     residual = float(np.sum((truth - prediction) ** 2))
     total = float(np.sum((truth - truth.mean()) ** 2))
-    return (1.0 - residual / total if total > 0 else math.nan), loss
+    return (max(1.0 - residual / total, -1.0) if total > 0 else math.nan), loss
 
 
 def _mean(values: Iterable[float]) -> float:
