@@ -147,14 +147,16 @@ def resolve_checkpoint(model_path: str | os.PathLike | None = None,
     if chosen.is_dir():
         chosen = chosen / default.name
     if not chosen.is_file():
-        shipped = (
-            f"\nNo trained RDB-PFN {task} checkpoint is shipped at the default location yet."
-            if chosen == default
-            else ""
-        )
+        name = "regression checkpoint" if task == "regression" else "checkpoint"
+        shipped = (f"\nNo trained RDB-PFN {name} is shipped at the default location yet."
+                   if chosen == default else "")
+        fix = _HOW_TO_FIX if task == "classification" else (
+            "Pass model_path=<file.pt> (RDBPFNRegressor(model_path=...)), set the environment "
+            f"variable {REGRESSION_ENV_VAR}=<file.pt>, or train one with `python -m training "
+            "--config regression_cpu`.")
         raise CheckpointNotFoundError(
             f"no checkpoint file at {chosen}. Paths considered, in priority order:\n"
-            f"{_describe(candidates, chosen)}{shipped}\n{_HOW_TO_FIX}"
+            f"{_describe(candidates, chosen)}{shipped}\n{fix}"
         )
     return chosen
 

@@ -205,8 +205,8 @@ def test_numeric_time_database() -> None:
     ({"cutoff_times": [1.0, 2.0]}, r"cutoff_times must be datetimes"),
     ({"cutoff_times": [day(1), pd.NaT]}, r"cutoff_times has missing values \(first at "
                                          r"position 1\)"),
-    ({"engine": "spark"},
-     r"engine must be one of \('auto', 'vectorized', 'featuretools', 'duckdb'\)"),
+    ({"engine": "polars"},
+     r"engine must be one of \('auto', 'vectorized', 'featuretools', 'duckdb', 'spark'\)"),
     ({"primitives": ("mean", "std")}, r"unknown primitives \['std'\]"),
     ({"windows": ("30 days", "-2 days")}, r"window '-2 days' must be a positive duration"),
     ({"windows": ("soon",)}, r"window 'soon' is not a duration"),

@@ -127,3 +127,13 @@ def test_trained_for_seconds_it_beats_the_mean_and_its_intervals_cover(tmp_path:
     assert r2 > 0.3
     low, high = regressor.predict_quantiles(X[200:], (0.05, 0.95)).T
     assert np.mean((y[200:] >= low) & (y[200:] <= high)) > 0.6
+
+
+def test_without_weights_the_regressor_says_how_to_get_them(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    monkeypatch.delenv(checkpoints.REGRESSION_ENV_VAR, raising=False)
+    monkeypatch.setattr(checkpoints, "REGRESSION_CHECKPOINT", tmp_path / "absent.pt")
+    X, y = _data(n=30)
+    with pytest.raises(checkpoints.CheckpointNotFoundError,
+                       match=r"No trained RDB-PFN regression checkpoint(.|\n)*regression_cpu"):
+        RDBPFNRegressor().fit(X, y)
