@@ -453,7 +453,19 @@ def _binarize_label(value: np.ndarray, recipe: TableRecipe, rng: np.random.Gener
 
 
 TARGETS = ("binary", "continuous")
+READABLE_TARGET_SHARE = 0.5
+"""Share of "continuous" tables whose target is computed from observed columns only."""
 """What :func:`sample_table` reads off the label node: a class (thresholded) or a number."""
+
+
+def _readable_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A node computed from 1-4 of the table's own (observed, post-processed) columns by a
+    random one-hidden-layer MLP: a target whose causes are all among the features."""
+    chosen = rng.choice(x.shape[1], size=int(rng.integers(1, min(4, x.shape[1]) + 1)),
+                        replace=False)
+    inputs = np.nan_to_num(_standardize(np.nan_to_num(x[:, chosen].astype(np.float64))))
+    hidden = np.tanh(inputs @ rng.normal(0.0, 1.0, (len(chosen), 8)) + rng.normal(0, 0.5, 8))
+    return hidden @ rng.normal(0.0, 1.0, 8) + inputs @ rng.normal(0.0, 1.0, len(chosen))
 
 
 def _continuous_label(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -538,7 +550,7 @@ def sample_table(
     if target == "binary":
         y = _binarize_label(internal[:, label_node], recipe, rng)
     else:
-        y = _continuous_label(internal[:, label_node], rng)
+        node = internal[:, label_node]
 
     if recipe.outlier_rate > 0.0:
         _add_outliers(x, recipe.outlier_rate, rng)
@@ -556,4 +568,9 @@ def sample_table(
     with np.errstate(over="ignore"):
         x32 = x.astype(np.float32)
     x32[~np.isfinite(x32)] = np.nan
+    if target == "continuous":
+        # half the tables: a node whose causes are all observed (learnable from the features
+        # alone); half: the SCM's own label node, whose causes are partly hidden
+        readable = rng.random() < READABLE_TARGET_SHARE
+        y = _continuous_label(_readable_node(x32, rng) if readable else node, rng)
     return x32, y
