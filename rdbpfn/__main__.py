@@ -60,9 +60,8 @@ def load_database(path: str, options: dict[str, dict]) -> Database:
         return Database.from_folder(location, **options)
     if location.suffix.lower() in SQLITE_SUFFIXES:
         return Database.from_sqlite(location, **options)
-    if location.suffix.lower() in DUCKDB_SUFFIXES:
-        # loaded: query labels are computed in memory (DFS alone can stay in DuckDB)
-        return Database.from_duckdb(location, load=True, **options)
+    if location.suffix.lower() in DUCKDB_SUFFIXES:  # the tables stay in DuckDB
+        return Database.from_duckdb(location, **options)
     raise SystemExit(f"{path}: unknown kind of file {location.suffix!r}; pass a SQLite file "
                      f"({', '.join(SQLITE_SUFFIXES)}), a DuckDB file (.duckdb) or a folder.")
 

@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
+from rdbpfn.duckdb_tables import DuckDBTable
+from rdbpfn.query_duckdb import duckdb_entity_pairs, duckdb_labels, duckdb_time_range
 from rdbpfn.table import MISSING_TIME, Table, time_keys
 
 __all__ = ["AGGREGATIONS", "OPERATORS", "UNITS", "BoolOp", "Comparison", "Condition", "Query",
@@ -154,6 +156,15 @@ class Comparison:
         column = f"{_name_text(entity)}.{_name_text(self.column)}"
         return f"{column} {self.operator} {_literal_text(self.value)}"
 
+    def to_sql(self, alias: str) -> str:
+        """SQL over the entity table aliased ``alias`` (NULL fails, as in pandas); a string
+        is compared with the column's text."""
+        column = f'{alias}."{self.column.replace(chr(34), chr(34) * 2)}"'
+        if isinstance(self.value, str):
+            literal = "'" + self.value.replace("'", "''") + "'"
+            return f"CAST({column} AS VARCHAR) {self.operator} {literal}"
+        return f"CAST({column} AS DOUBLE) {self.operator} {float(self.value)!r}"
+
 
 @dataclass(frozen=True)
 class BoolOp:
@@ -175,6 +186,11 @@ class BoolOp:
         if len(flat) < 2:
             raise ValueError(f"BoolOp needs at least two operands, got {len(flat)}.")
         object.__setattr__(self, "operands", tuple(flat))
+
+    def to_sql(self, alias: str) -> str:
+        """SQL over the entity table aliased ``alias``."""
+        joiner = f" {self.operator.upper()} "
+        return joiner.join(f"({operand.to_sql(alias)})" for operand in self.operands)
 
     def to_text(self, entity: str) -> str:
         """Canonical text: an OR inside an AND is parenthesised."""
@@ -551,9 +567,9 @@ class Query:
                 "it time_column=... (when each row happened)."
             )
         if self.column != "*":
-            if self.column not in child.df.columns:
+            if self.column not in child.columns:
                 raise ValueError(f"{self.column!r} is not a column of {self.table!r}; its "
-                                 f"columns are {list(child.df.columns)}.")
+                                 f"columns are {list(child.columns)}.")
             kind = child.column_kinds.get(self.column, "key or time")
             if self.aggregation != "count" and kind not in ("numeric", "boolean"):
                 raise ValueError(
@@ -615,10 +631,19 @@ class Query:
         self.check(db)
         cutoffs = _cutoff_keys(cutoff_times)
         entity = db[self.entity]
-        rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
-        low = _shift(cutoffs, self.start, self.unit)[cutoff_index]
-        high = _shift(cutoffs, self.end, self.unit)[cutoff_index]
-        values = self._aggregate(db, rows, low, high)
+        if isinstance(entity, DuckDBTable):  # the tables stay in DuckDB: so does the work
+            child = db[self.table]
+            assert isinstance(child, DuckDBTable)
+            keys, cutoff_index, values = duckdb_labels(
+                entity, self.key, self._where_sql(), child, self._foreign_key(child),
+                self.aggregation, self.column, cutoffs, _shift(cutoffs, self.start, self.unit),
+                _shift(cutoffs, self.end, self.unit))
+        else:
+            rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
+            low = _shift(cutoffs, self.start, self.unit)[cutoff_index]
+            high = _shift(cutoffs, self.end, self.unit)[cutoff_index]
+            values = self._aggregate(db, rows, low, high)
+            keys = entity.df[self.key].iloc[rows].to_numpy()
         defined = ~np.isnan(values)
         dropped = int((~defined).sum())
         if dropped:
@@ -634,7 +659,7 @@ class Query:
             compare = _NUMPY_OPERATORS[self.comparison]
             label = compare(values[defined], self.threshold).astype(np.int64)
         frame = pd.DataFrame({
-            self.key: entity.df[self.key].iloc[rows[defined]].reset_index(drop=True),
+            self.key: pd.Series(keys[defined]),
             "cutoff_time": cutoffs[cutoff_index[defined]].astype("datetime64[ns]"),
             "label": label,
         })
@@ -651,11 +676,19 @@ class Query:
         self.check(db)
         cutoffs = _cutoff_keys(cutoff_times)
         entity = db[self.entity]
-        rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
+        if isinstance(entity, DuckDBTable):
+            keys, cutoff_index = duckdb_entity_pairs(entity, self.key, self._where_sql(),
+                                                           cutoffs)
+        else:
+            rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
+            keys = entity.df[self.key].iloc[rows].to_numpy()
         return pd.DataFrame({
-            self.key: entity.df[self.key].iloc[rows].reset_index(drop=True),
+            self.key: pd.Series(keys),
             "cutoff_time": cutoffs[cutoff_index].astype("datetime64[ns]"),
         })
+
+    def _where_sql(self) -> str | None:
+        return None if self.where is None else self.where.to_sql("e")
 
     def window(self) -> pd.DateOffset | pd.Timedelta:
         """The label window's end as a duration from the cutoff (``end`` ``unit``)."""
@@ -740,11 +773,16 @@ class Query:
             ValueError: :meth:`check` fails, or the history is shorter than the window.
         """
         self.check(db)
-        keys = np.concatenate([t.time_keys(name) for name, t in db.tables.items()])
-        keys = keys[keys != MISSING_TIME]
-        if len(keys) == 0:
+        if db.duckdb_source is not None:
+            found = duckdb_time_range([t for t in db.tables.values()
+                                             if isinstance(t, DuckDBTable)])
+        else:
+            keys = np.concatenate([t.time_keys(name) for name, t in db.tables.items()])
+            keys = keys[keys != MISSING_TIME]
+            found = (keys.min(), keys.max()) if len(keys) else None
+        if found is None:
             raise ValueError("the database has time columns but no row has a time; fill them.")
-        earliest, last = keys.min(), keys.max()
+        earliest, last = found
         latest = _shift(np.array([last]), -self.end, self.unit)[0]
         as_time = pd.Timestamp
         if latest < earliest:
@@ -771,10 +809,10 @@ def _is_text(series: pd.Series) -> bool:
 
 def _check_comparison(comparison: Comparison, entity: Table, name: str) -> None:
     column = comparison.column
-    if column not in entity.df.columns:
+    if column not in entity.columns:
         raise ValueError(f"WHERE uses {column!r}, which is not a column of the entity table "
-                         f"{name!r}; its columns are {list(entity.df.columns)}.")
-    series = entity.df[column]
+                         f"{name!r}; its columns are {list(entity.columns)}.")
+    series = entity.head(1)[column]  # the dtype is all it reads
     text = comparison.to_text(name)
     if isinstance(comparison.value, str) and not _is_text(series):
         raise ValueError(f"WHERE {text} compares column {column!r} of dtype {series.dtype} "

@@ -14,9 +14,12 @@ import pytest
 from rdbpfn.database import Database, UndeclaredTimeWarning
 from rdbpfn.dfs import linearize
 from rdbpfn.duckdb_tables import DuckDBTable
+from rdbpfn.forecast import predict
 from rdbpfn.formats import KeyInferenceWarning
+from rdbpfn.query import Query
 from tests.rdbpfn.test_dfs_duckdb import assert_engines_agree
 from tests.rdbpfn.test_dfs_equivalence import SCHEMAS, random_database, random_requests
+from tests.rdbpfn.test_forecast import shop as forecast_shop
 
 
 def write_duckdb(db: Database, path: Path) -> dict:
@@ -211,3 +214,48 @@ def test_bad_requests_are_clear_errors(tmp_path: Path) -> None:
         _ = stored["kids"].df
     with pytest.raises(FileNotFoundError, match="no DuckDB file"):
         Database.from_duckdb(tmp_path / "absent.duckdb")
+
+
+# ---------------------------------------------------------------- predictive queries
+QUERIES = [
+    "PREDICT COUNT(orders.*, 0, 30, days) > 0 FOR EACH customers.customer_id",
+    "PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id",
+    "PREDICT AVG(orders.amount, 7, 60, days) > 40 FOR EACH customers.customer_id "
+    "WHERE customers.segment = 'a'",
+    "PREDICT MAX(orders.amount, 0, 2, months) FOR EACH customers.customer_id "
+    "WHERE customers.customer_id >= 20 AND customers.segment != 'b'",
+    "PREDICT COUNT(orders.channel, 0, 90, days) FOR EACH customers.customer_id",
+]
+
+
+@pytest.fixture(scope="module")
+def shop_in_duckdb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Database, Database]:
+    """The forecast tests' shop database, in memory and in a DuckDB file."""
+    memory = forecast_shop()
+    path = tmp_path_factory.mktemp("shop") / "shop.duckdb"
+    keys = write_duckdb(memory, path)
+    return memory, Database.from_duckdb(path, **keys)
+
+
+@pytest.mark.parametrize("text", QUERIES)
+def test_query_labels_computed_in_duckdb_equal_pandas(shop_in_duckdb, text: str) -> None:
+    memory, stored = shop_in_duckdb
+    query = Query(text)
+    cutoffs = ["2022-04-01", "2022-07-15", "2022-10-01"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # dropped undefined AVG/MAX windows
+        ours, reference = query.labels(stored, cutoffs), query.labels(memory, cutoffs)
+    pd.testing.assert_frame_equal(ours, reference, check_dtype=False)
+    assert ours.attrs == reference.attrs
+    pd.testing.assert_frame_equal(query.entities(stored, cutoffs),
+                                  query.entities(memory, cutoffs), check_dtype=False)
+    assert query.label_horizon(stored) == query.label_horizon(memory)
+
+
+def test_predict_runs_in_duckdb_as_in_memory(shop_in_duckdb) -> None:
+    memory, stored = shop_in_duckdb
+    options = {"n_estimators": 1, "max_depth": 1, "verbose": False, "context_rows": 256}
+    ours = predict(stored, QUERIES[0], "2022-10-01", **options)
+    reference = predict(memory, QUERIES[0], "2022-10-01", **options)
+    assert list(ours["customer_id"]) == list(reference["customer_id"])
+    np.testing.assert_allclose(ours["probability"], reference["probability"], atol=1e-6)
