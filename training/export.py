@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdbpfn.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, save_checkpoint
+from rdbpfn.checkpoint import (
+    DEFAULT_CHECKPOINT,
+    REGRESSION_CHECKPOINT,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.loop import BEST_FILE, LAST_FILE
 from training.state import STATE_FILE, Counters, load_train_state
 
@@ -65,7 +70,8 @@ def export_run(
 ) -> Path:
     """Write the run's ``which`` ("best" or "last") weights to ``destination`` (+ sidecar).
 
-    ``destination`` defaults to ``rdbpfn.checkpoint.DEFAULT_CHECKPOINT`` (the shipped model).
+    ``destination`` defaults to the shipped model of the weights' task:
+    ``rdbpfn.checkpoint.DEFAULT_CHECKPOINT`` or ``REGRESSION_CHECKPOINT``.
     ``reselection`` (from ``python -m training.select``) goes into the meta as is: the
     larger validation that picked ``which`` among the run's saved weights.
     """
@@ -84,7 +90,8 @@ def export_run(
     meta["exported_weights"] = which
     if reselection is not None:
         meta["reselection"] = reselection
-    return save_checkpoint(destination or DEFAULT_CHECKPOINT, loaded.model, meta)
+    default = REGRESSION_CHECKPOINT if loaded.config.task == "regression" else DEFAULT_CHECKPOINT
+    return save_checkpoint(destination or default, loaded.model, meta)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
