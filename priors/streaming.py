@@ -69,10 +69,13 @@ def _generator(seed: int, key: tuple[int, ...]) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
-def _usable(x: np.ndarray, y: np.ndarray, min_rows: int) -> bool:
-    """A task can make an episode: enough rows, two classes with enough rows each."""
+def _usable(x: np.ndarray, y: np.ndarray, min_rows: int, target: str = "binary") -> bool:
+    """A task can make an episode: enough rows, two classes with enough rows each (a
+    numeric target: finite and not constant)."""
     if x.ndim != 2 or x.shape[0] < min_rows or y.shape != (x.shape[0],):
         return False
+    if target == "continuous":
+        return bool(np.isfinite(y).all() and np.ptp(y) > 0)
     _, counts = np.unique(y, return_counts=True)
     return len(counts) == 2 and counts.min() >= MIN_ROWS_PER_CLASS
 
@@ -82,7 +85,8 @@ class _RelationalLane:
 
     If a database yields fewer than T usable tasks the remaining slots are filled by
     :func:`priors.episode.relabel` of its usable tasks (or repeat one, which then gets another
-    row/column subsample and split); a database with none is redrawn (``attempt`` + 1).
+    row/column subsample and split; numeric targets are always repeated); a database with
+    none is redrawn (``attempt`` + 1).
     """
 
     def __init__(
@@ -96,8 +100,10 @@ class _RelationalLane:
         tasks_per_database: int,
         sampler_kwargs: dict[str, Any],
         stats: dict[str, int],
+        target: str = "binary",
     ) -> None:
         self.sampler = sampler
+        self.target = target
         self.seed = seed
         self.lane_key = lane_key
         self.rows = rows
@@ -127,7 +133,7 @@ class _RelationalLane:
             usable = [
                 (np.asarray(x), np.asarray(y))
                 for x, y in tasks
-                if _usable(np.asarray(x), np.asarray(y), self.min_rows)
+                if _usable(np.asarray(x), np.asarray(y), self.min_rows, self.target)
             ][: self.tasks_per_database]
             self.stats["tasks_unusable"] += len(tasks) - len(usable)
             if usable:
@@ -142,7 +148,7 @@ class _RelationalLane:
         originals = len(usable)
         while len(usable) < self.tasks_per_database:
             x, y = usable[len(usable) % originals]
-            relabelled = relabel(x, y, rng)
+            relabelled = relabel(x, y, rng) if self.target == "binary" else None
             usable.append(relabelled if relabelled is not None else (x, y))
             self.stats["tasks_relabelled"] += 1
         self._database_index = database
@@ -183,7 +189,8 @@ class EpisodeDataset(IterableDataset):
             feature thresholded at a random row, the old label becoming a feature (the
             published stage-2 task augmentation, :func:`priors.episode.relabel`); default 0.
         target: "binary" (labels, int64) or "continuous" (numeric targets, float32, for a
-            regression model; single-table streams only so far).
+            regression model: numeric single-table targets and relational tasks that keep
+            their number; the relational sampler must accept ``target``).
     """
 
     def __init__(
@@ -214,9 +221,9 @@ class EpisodeDataset(IterableDataset):
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-        if target == "continuous" and kind != "single_table":
-            raise ValueError(f"target='continuous' streams single-table episodes only, got "
-                             f"kind={kind!r}; use kind='single_table'.")
+        if target == "continuous" and relabel_fraction > 0:
+            raise ValueError("relabel_fraction thresholds a feature into a class; it has no "
+                             "meaning with target='continuous' (pass 0).")
         if rows < 2 * MIN_ROWS_PER_CLASS or columns < 1 or batch_size < 1:
             raise ValueError(
                 f"need rows >= {2 * MIN_ROWS_PER_CLASS}, columns >= 1, batch_size >= 1; got "
@@ -315,12 +322,18 @@ class EpisodeDataset(IterableDataset):
         if self._relational_share > 0:
             sampler = self.relational_sampler or sample_tasks
             kwargs = dict(self.relational_kwargs)
-            if "n_tasks" in inspect.signature(sampler).parameters:
+            parameters = inspect.signature(sampler).parameters
+            if "n_tasks" in parameters:
                 kwargs.setdefault("n_tasks", self.tasks_per_database)
+            if self.target != "binary":
+                if "target" not in parameters:
+                    raise ValueError("target='continuous' needs a relational sampler that "
+                                     "takes target= (priors.tasks.sample_tasks does).")
+                kwargs["target"] = self.target
             lane_key = (world_size, rank, num_workers, index % num_workers)
             lane = _RelationalLane(
                 sampler, self.seed, lane_key, self.rows, self.columns, self.min_rows,
-                self.tasks_per_database, kwargs, self.stats,
+                self.tasks_per_database, kwargs, self.stats, self.target,
             )
         offset = self._lane_offset(index, num_workers) if lane is not None else 0
         while self.num_batches is None or index < self.num_batches:
@@ -388,6 +401,14 @@ class EpisodeDataset(IterableDataset):
         self, task: LabelledArrays, rows: int, n_context: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         x, y = task
+        if self.target == "continuous":
+            for _ in range(MAX_SLOT_ATTEMPTS):
+                arrays = finalize_regression_arrays(x, y, rows, self.columns, rng, n_context)
+                if arrays is not None:
+                    return arrays[0], arrays[1]
+                self.stats["relational_rejected"] += 1
+            self.stats["relational_fallback"] += 1
+            return self._single_table_episode(rows, n_context, rng)
         if self.relabel_fraction > 0.0 and rng.random() < self.relabel_fraction:
             relabelled = relabel(x, y, rng)
             if relabelled is not None:

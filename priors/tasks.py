@@ -1,6 +1,8 @@
-"""Binary tasks on a generated database, linearized with ``rdbpfn.linearize``.
+"""Binary (or numeric) tasks on a generated database, linearized with ``rdbpfn.linearize``.
 
-Three kinds, as real benchmarks pose them:
+Three kinds, as real benchmarks pose them (with ``target="continuous"`` the same tasks keep
+their number instead of a class: a numeric column's value, the count or the sum in the
+window; categorical columns are then not targets):
 
 - ``column``: a feature column of the target table, binarised (numeric: above a random
   quantile; categorical: in a random subset of the categories). The column is removed from
@@ -97,11 +99,24 @@ def _balanced_enough(labels: np.ndarray) -> bool:
     return counts.min() >= max(MIN_CLASS_ROWS, MIN_CLASS_SHARE * labels.size)
 
 
+def _numeric_enough(values: np.ndarray) -> bool:
+    """A numeric target worth learning: finite, and not one value for almost every row."""
+    if not np.isfinite(values).all():
+        return False
+    _, counts = np.unique(values, return_counts=True)
+    return len(counts) >= 2 and values.size - counts.max() >= max(
+        MIN_CLASS_ROWS, MIN_CLASS_SHARE * values.size)
+
+
 def sample_column_task(
-    rng: np.random.Generator, db: SyntheticDatabase, rows: int
+    rng: np.random.Generator, db: SyntheticDatabase, rows: int, target: str = "binary"
 ) -> TaskSpec | None:
-    """A feature column of a random table, binarised; None if the draw is unusable."""
-    tables = [t for t in db.tables.values() if t.specs and t.n_rows >= 2 * MIN_CLASS_ROWS]
+    """A feature column of a random table, binarised (``target="continuous"``: a numeric
+    column, its values); None if the draw is unusable."""
+    numeric_only = target == "continuous"
+    tables = [t for t in db.tables.values()
+              if [s for s in t.specs if not numeric_only or s.kind in ("numeric", "integer")]
+              and t.n_rows >= 2 * MIN_CLASS_ROWS]
     if not tables:
         return None
     pool = [t for t in tables if t.n_rows >= rows] or tables
@@ -110,14 +125,19 @@ def sample_column_task(
     weight = np.array([PARENT_TARGET_WEIGHT if db.graph.out_degree(t.name) else 1.0
                        for t in pool])
     table = pool[rng.choice(len(pool), p=weight / weight.sum())]
-    spec = table.specs[rng.integers(len(table.specs))]
+    specs = [s for s in table.specs if not numeric_only or s.kind in ("numeric", "integer")]
+    spec = specs[rng.integers(len(specs))]
     values = table.columns[spec.name]
     valid = np.flatnonzero(values >= 0) if spec.kind in ("categorical", "bool") else np.flatnonzero(
         ~np.isnan(values)
     )
     chosen = np.sort(rng.choice(valid, size=min(rows, valid.size), replace=False))
     picked = values[chosen]
-    if spec.kind in ("categorical", "bool"):
+    if numeric_only:
+        labels = picked.astype(np.float64)
+        if not _numeric_enough(labels):
+            return None
+    elif spec.kind in ("categorical", "bool"):
         present = np.unique(picked)
         if present.size < 2:
             return None
@@ -125,7 +145,7 @@ def sample_column_task(
         labels = np.isin(picked, positive).astype(np.int64)
     else:
         labels = _binarise_numeric(rng, picked)
-    if not _balanced_enough(labels):
+    if not numeric_only and not _balanced_enough(labels):
         return None
     cutoffs = None
     if table.seconds is not None:
@@ -158,9 +178,11 @@ def _event_pairs(db: SyntheticDatabase) -> list[tuple[str, str, str]]:
 
 
 def sample_event_task(
-    rng: np.random.Generator, db: SyntheticDatabase, rows: int, kind: str = "event_count"
+    rng: np.random.Generator, db: SyntheticDatabase, rows: int, kind: str = "event_count",
+    target: str = "binary",
 ) -> TaskSpec | None:
-    """Future activity of an entity after a cutoff; None if the draw is unusable."""
+    """Future activity of an entity after a cutoff (``target="continuous"``: the count or
+    sum itself); None if the draw is unusable."""
     pairs = _event_pairs(db)
     if not pairs:
         return None
@@ -206,7 +228,11 @@ def sample_event_task(
     pick = np.sort(rng.choice(entity_rows_all.size, size=min(rows, entity_rows_all.size),
                               replace=False))
     score = np.concatenate(scores)[pick]
-    if value_column is None:
+    if target == "continuous":
+        labels = score.astype(np.float64)
+        if not _numeric_enough(labels):
+            return None
+    elif value_column is None:
         # ">= 1 event" mostly; sometimes ">= k" at a quantile of the active entities' counts
         active = score[score > 0]
         k = 1.0
@@ -215,7 +241,7 @@ def sample_event_task(
         labels = (score >= k).astype(np.int64)
     else:
         labels = _binarise_numeric(rng, score)
-    if not _balanced_enough(labels):
+    if target != "continuous" and not _balanced_enough(labels):
         return None
     return TaskSpec(
         kind=kind,
@@ -227,12 +253,14 @@ def sample_event_task(
     )
 
 
-def sample_task(rng: np.random.Generator, db: SyntheticDatabase, rows: int) -> TaskSpec | None:
+def sample_task(rng: np.random.Generator, db: SyntheticDatabase, rows: int,
+                target: str = "binary") -> TaskSpec | None:
     """One task of a random kind (TASK_KIND_WEIGHTS); None if the draw is unusable."""
     kind = TASK_KINDS[rng.choice(len(TASK_KINDS), p=TASK_KIND_WEIGHTS)]
     if kind == "column":
-        return sample_column_task(rng, db, rows)
-    return sample_event_task(rng, db, rows, kind) or sample_column_task(rng, db, rows)
+        return sample_column_task(rng, db, rows, target)
+    return (sample_event_task(rng, db, rows, kind, target)
+            or sample_column_task(rng, db, rows, target))
 
 
 def linearize_task(
@@ -287,6 +315,7 @@ def tasks_for_database(
     columns: int,
     n_tasks: int = 6,
     max_depth: int | None = None,
+    target: str = "binary",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Up to ``n_tasks`` distinct tasks on one database, each ``(X (n, p), y (n,))``.
 
@@ -300,7 +329,7 @@ def tasks_for_database(
     for _ in range(ATTEMPTS_PER_TASK * n_tasks):
         if len(out) == n_tasks:
             break
-        task = sample_task(rng, db, rows)
+        task = sample_task(rng, db, rows, target)
         if task is None or (task.kind, task.target_table, task.source) in seen:
             continue
         seen.add((task.kind, task.target_table, task.source))
@@ -324,14 +353,16 @@ def sample_tasks(
     columns: int,
     n_tasks: int = 6,
     max_depth: int | None = None,
+    target: str = "binary",
     **kwargs: Any,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Generate ONE database and up to ``n_tasks`` binary tasks on it.
+    """Generate ONE database and up to ``n_tasks`` binary (or numeric) tasks on it.
 
     Each task is ``(X, y)``: X (n, p) float64 DFS features (NaN allowed) with n <= rows
-    (n == rows whenever the database allows it), y (n,) int64 in {0, 1} with both classes.
-    ``max_depth`` is the DFS depth (None: 1 with probability 0.75, else 2); other keyword
-    arguments go to :func:`priors.relational.generate_database`.
+    (n == rows whenever the database allows it), y (n,) int64 in {0, 1} with both classes
+    (``target="continuous"``: float64 numbers, not all equal). ``max_depth`` is the DFS depth
+    (None: 1 with probability 0.75, else 2); other keyword arguments go to
+    :func:`priors.relational.generate_database`.
     """
     database = generate_database(rng, min_rows=rows, **kwargs)
-    return tasks_for_database(rng, database, rows, columns, n_tasks, max_depth)
+    return tasks_for_database(rng, database, rows, columns, n_tasks, max_depth, target)

@@ -236,7 +236,23 @@ def test_continuous_targets_stream_float_episodes_deterministically() -> None:
     again = first_batch()
     torch.testing.assert_close(again["X"], batch["X"], rtol=0, atol=0, equal_nan=True)
     assert torch.equal(again["y"], batch["y"])
-    with pytest.raises(ValueError, match="single-table episodes only"):
-        EpisodeDataset("relational", rows=40, columns=5, target="continuous")
+    with pytest.raises(ValueError, match="relabel_fraction"):
+        EpisodeDataset("relational", rows=40, columns=5, target="continuous",
+                       relabel_fraction=0.5)
     with pytest.raises(ValueError, match="target must be one of"):
         EpisodeDataset("single_table", rows=40, columns=5, target="ordinal")
+
+
+def test_relational_tasks_keep_their_numbers() -> None:
+    """Relational episodes with target="continuous": numeric tasks (a column's value, a count
+    or a sum in a future window), float32, never constant in the context."""
+    dataset = EpisodeDataset("relational", rows=32, columns=6, batch_size=3, seed=2,
+                             num_batches=2, target="continuous",
+                             relational_kwargs={"max_tables": 3, "row_range": [40, 80]})
+    batches = list(dataset)
+    for batch in batches:
+        assert batch["y"].dtype == torch.float32 and torch.isfinite(batch["y"]).all()
+        n = batch["n_context"]
+        assert all(float(row[:n].std()) > 0 for row in batch["y"])
+    assert dataset.stats["databases"] >= 1
+    assert any(len(torch.unique(row)) > 2 for batch in batches for row in batch["y"])

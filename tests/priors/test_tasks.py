@@ -128,3 +128,20 @@ def test_features_form_blocks_by_source_column():
                 between.append(np.nanmean(corr[~same]))
     assert len(within) >= 8
     assert np.mean(within) > np.mean(between) + 0.2, (np.mean(within), np.mean(between))
+
+
+def test_numeric_tasks_keep_their_values() -> None:
+    """target="continuous": the same task kinds without thresholds; every task's target is
+    finite and varies, and the binary stream of the same seed is unchanged."""
+    rng = np.random.default_rng(4)
+    tasks = sample_tasks(rng, rows=60, columns=8, n_tasks=4, target="continuous",
+                         max_tables=4, row_range=(80, 160))
+    assert tasks
+    for x, y in tasks:
+        assert y.dtype == np.float64 and np.isfinite(y).all() and np.ptp(y) > 0
+        assert x.shape[0] == len(y)
+    binary = sample_tasks(np.random.default_rng(4), rows=60, columns=8, n_tasks=4,
+                          max_tables=4, row_range=(80, 160))
+    again = sample_tasks(np.random.default_rng(4), rows=60, columns=8, n_tasks=4,
+                         target="binary", max_tables=4, row_range=(80, 160))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(binary, again, strict=True))
