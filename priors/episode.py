@@ -46,6 +46,26 @@ def _draw_n_context(rows: int, rng: np.random.Generator) -> int:
     return int(np.clip(round(rows * rng.uniform(*CONTEXT_FRACTION)), 1, rows - 1))
 
 
+def _checked_shape(x: np.ndarray, y: np.ndarray, rows: int, columns: int, min_rows: int,
+                   rng: np.random.Generator, n_context: int | None) -> int:
+    """Check a table and an episode shape (``rows >= min_rows``); the context size, drawn
+    when not given."""
+    _check_table(x, y)
+    if rows < min_rows or columns < 1:
+        raise ValueError(
+            f"an episode needs rows >= {min_rows} and columns >= 1, "
+            f"got rows={rows}, columns={columns}"
+        )
+    if n_context is None:
+        n_context = _draw_n_context(rows, rng)
+    if not 1 <= n_context < rows:
+        raise ValueError(
+            f"n_context must be in [1, rows) = [1, {rows}), got {n_context}; the queries "
+            "need at least one row"
+        )
+    return n_context
+
+
 def finalize_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -56,19 +76,7 @@ def finalize_arrays(
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Numpy core of :func:`finalize`: returns ``(X (rows, columns) float32, y (rows,) int64,
     n_context)`` or ``None`` when the table cannot make a valid episode."""
-    _check_table(x, y)
-    if rows < 2 * MIN_ROWS_PER_CLASS or columns < 1:
-        raise ValueError(
-            f"an episode needs rows >= {2 * MIN_ROWS_PER_CLASS} and columns >= 1, "
-            f"got rows={rows}, columns={columns}"
-        )
-    if n_context is None:
-        n_context = _draw_n_context(rows, rng)
-    if not 1 <= n_context < rows:
-        raise ValueError(
-            f"n_context must be in [1, rows) = [1, {rows}), got {n_context}; the queries "
-            "need at least one row"
-        )
+    n_context = _checked_shape(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
     n = x.shape[0]
     if n < rows:
         return None
@@ -118,14 +126,7 @@ def finalize_regression_arrays(
     float32, n_context)``, the target's sign flipped with probability 1/2, or ``None`` when
     the table has fewer than ``rows`` rows, a non-finite target, or a target constant over
     the context (nothing to learn from it)."""
-    _check_table(x, y)
-    if rows < 2 or columns < 1:
-        raise ValueError(f"an episode needs rows >= 2 and columns >= 1, got rows={rows}, "
-                         f"columns={columns}")
-    if n_context is None:
-        n_context = _draw_n_context(rows, rng)
-    if not 1 <= n_context < rows:
-        raise ValueError(f"n_context must be in [1, rows) = [1, {rows}), got {n_context}")
+    n_context = _checked_shape(x, y, rows, columns, 2, rng, n_context)
     if x.shape[0] < rows:
         return None
     order = rng.permutation(x.shape[0])[:rows]

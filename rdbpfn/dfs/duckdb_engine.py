@@ -14,7 +14,6 @@ milliseconds on each piece. :func:`rdbpfn.dfs.sql_plan.features_sql` shows the s
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rdbpfn.database import Database
-from rdbpfn.dfs.sql_plan import Plan, Script, check_supported
+from rdbpfn.dfs.sql_plan import Plan, Script, call_prefix, checked_requests
 from rdbpfn.dfs.synthesis import Feature, feature_frame
 from rdbpfn.duckdb_tables import connect, memory_limit_or_default
 
@@ -123,18 +122,12 @@ def evaluate_features_duckdb(
     """
     import duckdb  # imported on use, like featuretools in the reference engine
 
-    features = list(features)
-    check_supported(features)
     source = db.duckdb_source
-    rows = np.asarray(rows).reshape(-1) if source is not None else (
-        np.asarray(rows, dtype=np.int64).reshape(-1))
-    cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64).reshape(-1)
-    if len(rows) != len(cutoff_keys):
-        raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
-                         "pass one cutoff key per row.")
+    features, rows, cutoff_keys = checked_requests(features, rows, cutoff_keys,
+                                                   ids=source is not None)
     if not features:
         return pd.DataFrame(index=pd.RangeIndex(len(rows)))
-    plan = Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_", asof=asof)
+    plan = Plan(db, include_cutoff_time, prefix=call_prefix(), asof=asof)
     script = plan.build(target_table, features)
     inputs = plan.inputs(rows, cutoff_keys)
     if connection is None and source is not None:

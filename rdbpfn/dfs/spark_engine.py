@@ -21,7 +21,6 @@ pyspark and sqlglot are imported on use (``pip install 'rdbpfn[spark]'``); Spark
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rdbpfn.database import Database
-from rdbpfn.dfs.sql_plan import Plan, check_supported
+from rdbpfn.dfs.sql_plan import Plan, call_prefix, checked_requests
 from rdbpfn.dfs.synthesis import Feature, feature_frame
 
 if TYPE_CHECKING:
@@ -96,29 +95,24 @@ def evaluate_features_spark(
             "engine='spark' reads tables from memory, and this database's stay in DuckDB "
             f"({db.duckdb_source}); use engine='duckdb', or load them with db.load()."
         )
-    features = list(features)
-    check_supported(features)
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64).reshape(-1)
-    if len(rows) != len(cutoff_keys):
-        raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
-                         "pass one cutoff key per row.")
+    features, rows, cutoff_keys = checked_requests(features, rows, cutoff_keys)
     if not features:
         return pd.DataFrame(index=pd.RangeIndex(len(rows)))
     session = _session(spark)
-    plan = Plan(db, include_cutoff_time, prefix=f"rdbpfn_{uuid.uuid4().hex[:12]}_", asof=False)
+    plan = Plan(db, include_cutoff_time, prefix=call_prefix(), asof=False)
     script = plan.build(target_table, features)
     inputs = plan.inputs(rows, cutoff_keys)
-    views: list[str] = []
+    views: set[str] = set()  # registered and not yet dropped
     try:
         for name, table in inputs.items():
             session.createDataFrame(table).createOrReplaceTempView(name)
-            views.append(name)
+            views.add(name)
         for (name, sql), done in zip(script.relations, script.drops(), strict=True):
             session.sql(spark_sql(sql)).localCheckpoint().createOrReplaceTempView(name)
-            views.append(name)
+            views.add(name)
             for finished in done:
                 session.catalog.dropTempView(finished)
+                views.discard(finished)
         result = session.sql(spark_sql(script.final)).toArrow()
     finally:
         for name in views:

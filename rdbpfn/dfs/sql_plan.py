@@ -71,6 +71,7 @@ minima and maxima over sorted unions where DuckDB uses ASOF joins; same values).
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -82,7 +83,8 @@ from rdbpfn.dfs.synthesis import Feature, Link, links_of
 from rdbpfn.duckdb_tables import DuckDBTable, quote
 from rdbpfn.table import LATEST_CUTOFF, MISSING_TIME, time_differences, time_keys
 
-__all__ = ["AGGREGATIONS", "Aggregation", "Plan", "Script", "check_supported", "features_sql"]
+__all__ = ["AGGREGATIONS", "Aggregation", "Plan", "Script", "call_prefix", "check_supported",
+           "checked_requests", "features_sql"]
 
 
 @dataclass(frozen=True)
@@ -831,6 +833,26 @@ def _float_times(keys: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ entry points
+def checked_requests(features: Sequence[Feature], rows: np.ndarray, cutoff_keys: np.ndarray,
+                     ids: bool = False) -> tuple[list[Feature], np.ndarray, np.ndarray]:
+    """What the SQL engines check and normalise before planning: supported features, (n,)
+    int64 rows (``ids``: primary-key values of a table that stays in DuckDB, any dtype) and
+    (n,) int64 cutoff keys of one length."""
+    features = list(features)
+    check_supported(features)
+    rows = np.asarray(rows).reshape(-1) if ids else np.asarray(rows, np.int64).reshape(-1)
+    cutoff_keys = np.asarray(cutoff_keys, dtype=np.int64).reshape(-1)
+    if len(rows) != len(cutoff_keys):
+        raise ValueError(f"rows has {len(rows)} entries and cutoff_keys {len(cutoff_keys)}; "
+                         "pass one cutoff key per row.")
+    return features, rows, cutoff_keys
+
+
+def call_prefix() -> str:
+    """A prefix for one call's relation names, unique on a shared connection or session."""
+    return f"rdbpfn_{uuid.uuid4().hex[:12]}_"
+
+
 def features_sql(db: Database, target_table: str, features: Sequence[Feature],
                  include_cutoff_time: bool = True, asof: bool = True) -> str:
     """The SQL script :func:`evaluate_features_duckdb` runs, for reading or ``EXPLAIN``.
