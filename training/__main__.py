@@ -13,6 +13,7 @@ same command can be repeated until the curriculum is done.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,5 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if result.stopped_by != "signal" else 130
 
 
+def exit_rank(code: int) -> None:
+    """Leave the process with ``code``; a torchrun rank leaves without interpreter shutdown.
+
+    gloo's worker threads outlive ``destroy_process_group()``, and the interpreter's shutdown
+    can then abort a rank that finished cleanly ("terminate called without an active
+    exception", exit -6), which fails the whole torchrun job. Everything is saved and closed
+    by the time :func:`main` returns, so a rank flushes its streams and exits at once.
+    """
+    if "LOCAL_RANK" not in os.environ:  # a single process exits normally
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_rank(main())
