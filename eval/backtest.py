@@ -2,6 +2,7 @@
 
     python -m eval.backtest                    # Lahman, three times, report in results/backtest
     python -m eval.backtest --at 2005-01-01 --estimators 1
+    python -m eval.backtest --at 1995-01-01 --max-features 24   # a validation time, a width
 
 For each query, :func:`rdbpfn.backtest` predicts at past times with context labels taken
 from the database's own history before each time (no hand-made labels), and scores the
@@ -58,11 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--regression-checkpoint", default=None,
                         help="weights for numeric queries (default: the shipped ones)")
+    parser.add_argument("--max-features", type=int, default=None,
+                        help="DFS columns kept per fit (default: the estimator's)")
     args = parser.parse_args(argv)
     tables = []
     for name in args.queries:
         load, query = QUERIES[name]
-        options = {}
+        options = {} if args.max_features is None else {"max_features": args.max_features}
         if Query(query).task == "regression":
             try:
                 options["model_path"] = resolve_checkpoint(args.regression_checkpoint,

@@ -49,7 +49,10 @@ class _RelationalEstimator(BaseEstimator):
     max_depth, primitives, windows : Deep Feature Synthesis settings
         (:func:`rdbpfn.linearize`).
     max_features : columns kept per fit, chosen from the context rows only; ``None`` = the
-        checkpoint's width (``ModelConfig.max_features``, 100 for the shipped model).
+        estimator's default: the checkpoint's width (``ModelConfig.max_features``, 100) for
+        a classifier, at most 24 for a regressor (numeric targets are predicted better from
+        fewer, stronger columns: ``python -m eval.backtest --at 1995-01-01 --max-features K``
+        on Lahman's numeric queries, a validation time the reported backtests never use).
     correlation_limit : |correlation| at which a column counts as a copy of a kept one.
     model_path, device, n_estimators, max_context, random_state, verbose : passed to
         the in-context estimator.
@@ -61,6 +64,8 @@ class _RelationalEstimator(BaseEstimator):
     """
 
     _task = ""
+    _default_width: int | None = None
+    """``max_features=None`` keeps min(this, the checkpoint's width); None: the width."""
 
     def __init__(
         self,
@@ -167,6 +172,7 @@ class _RelationalEstimator(BaseEstimator):
         width = self.max_features
         if width is None:
             width = load_checkpoint(self.model_path, task=self._task).config.max_features
+            width = min(width, self._default_width or width)
         if continuous:
             try:
                 scores = targets.astype(np.float64)
@@ -230,6 +236,7 @@ class RelationalRegressor(RegressorMixin, _RelationalEstimator):
     """
 
     _task = "regression"
+    _default_width = 24
 
     def fit(self, X: object, y: object) -> RelationalRegressor:
         """Linearize the context pairs, select features from them, fit the regressor."""
