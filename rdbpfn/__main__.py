@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("predict", "answer a query at a time, from history alone; writes key,probability "
-                    "(a yes/no query) or key,prediction,std (a number)"),
+                    "(a yes/no query) or key,prediction,std,median,low_90,high_90 (a number)"),
         ("backtest", "predict at past times and score against the truth, the heuristic "
                      "and a gradient-boosted tree model; writes a report folder"),
     ):

@@ -4,7 +4,9 @@
 the user: it picks *anchor* times before ``at`` whose label windows end by ``at``, labels
 the entities that existed at each anchor from what happened next (the database's history),
 and predicts for the entities that exist at ``at`` in context, one forward pass, with
-:class:`~rdbpfn.relational.RelationalClassifier` (a yes/no query: a probability) or
+:class:`~rdbpfn.relational.RelationalClassifier` (a yes/no query: a probability; the
+context holds the rarer answer as often as the history allows, up to half its rows, and the
+probabilities are calibrated back to the history's rate on held-out history rows) or
 :class:`~rdbpfn.relational.RelationalRegressor` (a query without a comparison: a number and
 its predictive standard deviation). Nothing after ``at`` is read: the anchors' labels end
 by ``at`` and every feature sees rows with time <= its cutoff.
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 
 from rdbpfn.atomic import atomic_write, atomic_write_json, atomic_write_text
@@ -45,6 +48,13 @@ CONTEXT_ROWS = 1024
 POOL_FACTOR = 4
 """Without ``n_anchors``, anchors are added until the labelled pool holds this many times
 the context rows (or ``MAX_ANCHORS`` are used)."""
+RARE_SHARE = 0.5
+"""A yes/no context holds the rarer answer as often as the history allows, up to this share
+of its rows (case-control sampling; the probabilities are then calibrated to the history's
+rate, see :class:`Calibration`)."""
+MIN_CALIBRATION_ROWS = 10
+"""Held-out rows of each answer needed to fit the calibration; with fewer, the odds are
+only corrected for the context's answer rate."""
 
 
 @dataclass
@@ -57,12 +67,21 @@ class Forecast:
     context: pd.DataFrame  # [key, cutoff_time, label]: the labelled rows the model saw
     estimator: RelationalClassifier | RelationalRegressor
     notes: list[str] = field(default_factory=list)
+    calibration: Calibration | None = None  # yes/no queries: context -> history rate
+    positive_rate: float | None = None  # yes/no queries: the history's rate (the pool's)
+
+    def probability(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of "yes" for rows of the selected features (what
+        ``estimator.transform`` returns): (n,) float64."""
+        raw = self.estimator.classifier_.predict_proba(features)[:, -1]
+        return raw if self.calibration is None else self.calibration(raw)
 
     def describe(self) -> str:
         """One paragraph: anchors, context size and label rate (or mean), features."""
         labels = self.context["label"]
         first, last = min(self.anchors), max(self.anchors)
-        summary = (f"{labels.mean():.1%} positive" if self.query.task == "binary"
+        summary = (f"{labels.mean():.1%} positive (history: {self.positive_rate:.1%}; "
+                   f"{self.calibration})" if self.query.task == "binary"
                    else f"label mean {labels.mean():.4g}, median {labels.median():.4g}")
         return (
             f"context: {len(self.context):,} labelled (entity, anchor) rows from "
@@ -108,18 +127,78 @@ def _anchors(query: Query, db: Database, at: pd.Timestamp, n_anchors: int | None
     return anchors
 
 
-def _sample(labels: pd.DataFrame, size: int, rng: np.random.Generator,
-            keep_classes: bool = True) -> pd.DataFrame:
-    """At most ``size`` rows, uniformly, keeping at least one row of every label (when
-    ``keep_classes``; numeric labels are sampled plainly)."""
+def _sample(labels: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """At most ``size`` rows, uniformly (the context of a numeric query)."""
     if len(labels) <= size:
         return labels.reset_index(drop=True)
-    chosen = rng.choice(len(labels), size=size, replace=False)
-    for value in labels["label"].unique() if keep_classes else ():  # a rare class keeps a row
-        rows = np.flatnonzero(labels["label"].to_numpy() == value)
-        if not np.isin(rows, chosen).any():
-            chosen[np.argmax(labels["label"].to_numpy()[chosen] != value)] = rng.choice(rows)
-    return labels.iloc[np.sort(chosen)].reset_index(drop=True)
+    chosen = np.sort(rng.choice(len(labels), size=size, replace=False))
+    return labels.iloc[chosen].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``logit(p) -> slope * logit(p) + intercept``: maps the probabilities of a classifier
+    that saw a context with one answer rate to the history's rate.
+
+    :meth:`fit` is Platt scaling on held-out history rows, weighted so that the two answers
+    count as often as in the history; :meth:`odds_ratio` is the exact correction for a
+    context sampled by answer (case-control), for when too few rows are held out.
+    """
+
+    slope: float
+    intercept: float
+    method: str
+
+    def __call__(self, probability: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.slope * _logit(probability) + self.intercept)))
+
+    def __str__(self) -> str:
+        return f"calibrated by {self.method}, slope {self.slope:.3g}"
+
+    @classmethod
+    def odds_ratio(cls, context_rate: float, history_rate: float) -> Calibration:
+        """Scale the odds by the history's odds over the context's."""
+        return cls(1.0, float(_logit(np.array(history_rate)) - _logit(np.array(context_rate))),
+                   "the odds ratio")
+
+    @classmethod
+    def fit(cls, probability: np.ndarray, labels: np.ndarray, history_rate: float,
+            context_rate: float) -> Calibration:
+        """Platt scaling of ``probability`` against 0/1 ``labels`` of held-out rows, each
+        answer weighted to the history's rate; the odds ratio when an answer has fewer than
+        :data:`MIN_CALIBRATION_ROWS` rows or the fitted slope is not positive."""
+        labels = np.asarray(labels)
+        counts = np.bincount(labels, minlength=2)
+        if counts.min() < MIN_CALIBRATION_ROWS:
+            return cls.odds_ratio(context_rate, history_rate)
+        weights = np.where(labels == 1, history_rate / counts[1],
+                           (1.0 - history_rate) / counts[0]) * len(labels)
+        model = LogisticRegression(C=1e6).fit(_logit(probability)[:, None], labels,
+                                              sample_weight=weights)
+        slope = float(model.coef_[0, 0])
+        if slope <= 0:
+            return cls.odds_ratio(context_rate, history_rate)
+        return cls(slope, float(model.intercept_[0]), "Platt scaling on held-out history")
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def _balanced_sample(pool: pd.DataFrame, size: int, rng: np.random.Generator
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(context, held out): a context of at most ``size`` rows holding the rarer label in up
+    to ``RARE_SHARE`` of its rows, and at most ``size`` of the other rows, uniformly."""
+    labels = pool["label"].to_numpy()
+    rare = int(np.mean(labels) <= 0.5) if len(labels) else 1  # the rarer answer
+    by_label = {value: rng.permutation(np.flatnonzero(labels == value)) for value in (0, 1)}
+    n_rare = min(len(by_label[rare]), int(size * RARE_SHARE))
+    n_common = min(len(by_label[1 - rare]), size - n_rare)
+    chosen = np.sort(np.concatenate([by_label[rare][:n_rare], by_label[1 - rare][:n_common]]))
+    rest = np.setdiff1d(np.arange(len(pool)), chosen)
+    held = np.sort(rng.choice(rest, size=min(size, len(rest)), replace=False))
+    return (pool.iloc[chosen].reset_index(drop=True), pool.iloc[held].reset_index(drop=True))
 
 
 def fit_from_history(
@@ -160,16 +239,31 @@ def fit_from_history(
             "from. Use more anchors (n_anchors=...), a later `at` or another threshold."
         )
     binary = query.task == "binary"
-    context = _sample(pool, context_rows, rng, keep_classes=binary)
+    if binary:
+        context, held_out = _balanced_sample(pool, context_rows, rng)
+    else:
+        context, held_out = _sample(pool, context_rows, rng), None
     kind = RelationalClassifier if binary else RelationalRegressor
     estimator = kind(
         database=db, entity_table=query.entity, random_state=random_state, verbose=verbose,
         **classifier_options,
     ).fit(context[[query.key, CUTOFF_COLUMN]], context["label"].to_numpy())
     forecast = Forecast(query, at, used, context, estimator)
+    if held_out is not None:
+        history_rate = float(pool["label"].mean())
+        forecast.positive_rate = history_rate
+        raw = (forecast.probability(estimator.transform(held_out[[query.key, CUTOFF_COLUMN]]))
+               if len(held_out) else np.empty(0))
+        forecast.calibration = Calibration.fit(
+            raw, held_out["label"].to_numpy(), history_rate, float(context["label"].mean()))
     if verbose:
         print(forecast.describe(), file=sys.stderr)
     return forecast
+
+
+INTERVAL = (0.05, 0.95)
+"""The predictive interval (90%) that a numeric prediction reports and a backtest checks
+the coverage of."""
 
 
 def predict(
@@ -195,8 +289,10 @@ def predict(
             holds ``POOL_FACTOR x context_rows`` rows, at most :data:`MAX_ANCHORS`).
         anchor_step: time between anchors (default: the label window, so that their label
             windows do not overlap); a pandas offset or timedelta string such as ``"7D"``.
-        context_rows: labelled rows the model sees (sampled uniformly from the pool,
-            every label kept).
+        context_rows: labelled rows the model sees: for a yes/no query the rarer answer
+            in up to half of them (:data:`RARE_SHARE`), with up to as many other history
+            rows held out to calibrate the probabilities to the history's rate
+            (:class:`Calibration`); for a number, a uniform sample of the history.
         random_state: seed of the sample and of the classifier's ensemble.
         verbose: print the context used and show progress.
         classifier_options: passed to :class:`~rdbpfn.relational.RelationalClassifier`
@@ -204,7 +300,9 @@ def predict(
             ``n_estimators``, ``model_path``, ``max_features``, ...).
     Returns:
         DataFrame ``[key, "probability"]`` (a yes/no query) or ``[key, "prediction",
-        "std"]`` (a number: the predictive mean and standard deviation), one row per entity
+        "std", "median", "low_90", "high_90"]`` (a number: the predictive mean, standard
+        deviation, median and 90% interval; the median is the better point for absolute
+        error when the target is skewed, e.g. mostly zero), one row per entity
         existing at ``at`` (and passing WHERE); ``attrs["context"]`` describes the context
         used.
     Raises:
@@ -221,10 +319,14 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
     query, estimator = forecast.query, forecast.estimator
     targets = query.entities(estimator.database, [forecast.at])
     if isinstance(estimator, RelationalRegressor):
-        mean, std = estimator.predict(targets, return_std=True)
-        out = pd.DataFrame({query.key: targets[query.key], "prediction": mean, "std": std})
+        features = estimator.transform(targets)
+        mean, std = estimator.regressor_.predict(features, return_std=True)
+        low, median, high = estimator.regressor_.predict_quantiles(
+            features, (INTERVAL[0], 0.5, INTERVAL[1])).T
+        out = pd.DataFrame({query.key: targets[query.key], "prediction": mean, "std": std,
+                            "median": median, "low_90": low, "high_90": high})
     else:
-        probability = estimator.predict_proba(targets)[:, -1]
+        probability = forecast.probability(estimator.transform(targets))
         out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
     out.attrs["context"] = forecast.describe()
     out.attrs["anchors"] = [str(a) for a in forecast.anchors]
@@ -233,8 +335,6 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ backtest
-INTERVAL = (0.05, 0.95)
-"""The predictive interval a regression backtest checks the coverage of (90%)."""
 
 
 def _heuristic(query: Query, db: Database, at: pd.Timestamp, entities: pd.Series,
@@ -306,8 +406,8 @@ def backtest(
     Returns:
         DataFrame, one row per time: ``at``, ``n``, then for a yes/no query
         ``positive_rate``, ``rdbpfn_auc``, ``heuristic_auc``, ``<tree>_auc``; for a number
-        ``mean``, ``rdbpfn_mae``, ``heuristic_mae``, ``<tree>_mae``, the same with ``_r2``
-        and ``rdbpfn_coverage_90`` (share of true values inside the 90% predictive
+        ``mean``, ``rdbpfn_mae``, ``heuristic_mae``, ``<tree>_mae``, the same with ``_r2``,
+        ``rdbpfn_median_mae`` (the MAE of the predictive median) and ``rdbpfn_coverage_90`` (share of true values inside the 90% predictive
         interval); then ``n_anchors``, ``context_rows``.
     """
     query = query if isinstance(query, Query) else Query(query)
@@ -345,19 +445,22 @@ def backtest(
                                                      np.asarray(importance, float), strict=True))
         row: dict[str, Any] = {"at": str(time.date()), "n": len(y)}
         if binary:
-            ours = estimator.classifier_.predict_proba(target_x)[:, -1]
+            ours = forecast.probability(target_x)
             trees = tree.predict_proba(test)[:, -1]
             row.update({"positive_rate": float(y.mean()), "rdbpfn_auc": _auc(y, ours),
                         "heuristic_auc": _auc(y, guess), f"{name}_auc": _auc(y, trees)})
         else:
             ours = estimator.regressor_.predict(target_x)
-            low, high = estimator.regressor_.predict_quantiles(target_x, INTERVAL).T
+            low, median, high = estimator.regressor_.predict_quantiles(
+                target_x, (INTERVAL[0], 0.5, INTERVAL[1])).T
             trees = tree.predict(test)
             row["mean"] = float(y.mean())
             for metric, score in (("mae", mean_absolute_error), ("r2", r2_score)):
                 row.update({f"rdbpfn_{metric}": float(score(y, ours)),
                             f"heuristic_{metric}": float(score(y, guess)),
                             f"{name}_{metric}": float(score(y, trees))})
+            # the median is the point that minimises the expected absolute error
+            row["rdbpfn_median_mae"] = float(mean_absolute_error(y, median))
             row["rdbpfn_coverage_90"] = float(np.mean((y >= low) & (y <= high)))
         row.update({"n_anchors": len(forecast.anchors), "context_rows": len(forecast.context)})
         rows.append(row)

@@ -12,7 +12,14 @@ from sklearn.utils import estimator_checks
 
 from rdbpfn.checkpoint import save_random_checkpoint
 from rdbpfn.database import Database
-from rdbpfn.forecast import backtest, fit_from_history, predict
+from rdbpfn.forecast import (
+    RARE_SHARE,
+    Calibration,
+    _balanced_sample,
+    backtest,
+    fit_from_history,
+    predict,
+)
 from rdbpfn.model import ModelConfig
 from rdbpfn.query import Query
 from rdbpfn.relational import RelationalClassifier, RelationalRegressor
@@ -157,6 +164,70 @@ def test_scikit_learn_checks_that_apply(db: Database, check: str, kind: type) ->
     function(kind.__name__, kind(database=db, entity_table="customers"))
 
 
+# ---------------------------------------------------------- balanced yes/no contexts
+def test_a_balanced_context_holds_the_rare_answer_up_to_half_and_holds_out_the_rest() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(5000) < 0.04).astype(np.int64)  # 4% yes: ~200 rows
+    pool = pd.DataFrame({"id": np.arange(5000), "label": labels})
+    context, held = _balanced_sample(pool, 300, np.random.default_rng(1))
+    assert len(context) == 300 and context["label"].sum() == int(300 * RARE_SHARE)
+    assert len(held) == 300 and not set(held["id"]) & set(context["id"])
+    assert context["id"].is_monotonic_increasing  # pool order kept
+    # fewer rare rows than half the context: all of them go in, the rest is the other answer
+    context, held = _balanced_sample(pool, 1000, np.random.default_rng(1))
+    assert context["label"].sum() == labels.sum() and len(context) == 1000
+    assert held["label"].sum() == 0
+    # the rare answer may be "yes" or "no"
+    flipped = pool.assign(label=1 - labels)
+    context, _ = _balanced_sample(flipped, 300, np.random.default_rng(1))
+    assert (context["label"] == 0).sum() == int(300 * RARE_SHARE)
+
+
+def test_the_odds_ratio_maps_the_context_rate_to_the_history_rate() -> None:
+    calibration = Calibration.odds_ratio(context_rate=0.5, history_rate=0.04)
+    assert calibration(np.array([0.5]))[0] == pytest.approx(0.04)
+    p = np.array([0.1, 0.3, 0.7, 0.9])
+    odds = calibration(p) / (1 - calibration(p))
+    np.testing.assert_allclose(odds / (p / (1 - p)), (0.04 / 0.96) / 1.0)
+
+
+def test_platt_scaling_recovers_a_known_distortion_at_the_history_rate() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.02, 0.98, 20_000)
+    logit = np.log(raw / (1 - raw))
+    truth = 1 / (1 + np.exp(-(2.0 * logit - 1.0)))
+    labels = (rng.random(len(raw)) < truth).astype(np.int64)
+    fitted = Calibration.fit(raw, labels, history_rate=float(labels.mean()),
+                             context_rate=0.5)
+    assert fitted.method.startswith("Platt")
+    assert fitted.slope == pytest.approx(2.0, abs=0.1)
+    assert fitted.intercept == pytest.approx(-1.0, abs=0.1)
+    # held-out rows at another rate: weighted so the calibrated mean is the history's rate
+    keep = (labels == 0) | (rng.random(len(raw)) < 0.25)
+    history_rate = float(labels.mean())
+    fitted = Calibration.fit(raw[keep], labels[keep], history_rate, 0.5)
+    weights = np.where(labels[keep] == 1, history_rate / labels[keep].sum(),
+                       (1 - history_rate) / (labels[keep] == 0).sum())
+    assert np.sum(weights * fitted(raw[keep])) == pytest.approx(history_rate, abs=1e-4)
+
+
+def test_too_few_held_out_rows_fall_back_to_the_odds_ratio() -> None:
+    raw = np.linspace(0.1, 0.9, 50)
+    labels = np.r_[np.ones(5, np.int64), np.zeros(45, np.int64)]
+    fitted = Calibration.fit(raw, labels, history_rate=0.1, context_rate=0.5)
+    assert fitted == Calibration.odds_ratio(0.5, 0.1)
+
+
+def test_a_yes_no_forecast_is_balanced_and_calibrated_to_history(db: Database) -> None:
+    forecast = fit_from_history(db, QUERY, "2022-10-01", context_rows=120, n_estimators=1,
+                                max_depth=1)
+    rate = forecast.positive_rate
+    rare = 1 if rate < 0.5 else 0
+    assert (forecast.context["label"] == rare).mean() == pytest.approx(0.5, abs=0.01)
+    assert forecast.calibration is not None
+    assert "history" in forecast.describe()
+
+
 # ---------------------------------------------------------------- numeric queries
 @pytest.fixture(scope="module")
 def regression_weights(tmp_path_factory: pytest.TempPathFactory):
@@ -168,9 +239,12 @@ def test_a_numeric_query_predicts_a_number_and_its_spread(db: Database,
                                                           regression_weights) -> None:
     preds = predict(db, SUM_QUERY, "2022-10-01", n_estimators=2, max_depth=1, verbose=False,
                     model_path=regression_weights)
-    assert list(preds.columns) == ["customer_id", "prediction", "std"]
+    assert list(preds.columns) == ["customer_id", "prediction", "std", "median", "low_90",
+                                   "high_90"]
     assert len(preds) == 150 and np.isfinite(preds["prediction"]).all()
     assert (preds["std"] > 0).all()
+    assert (preds["low_90"] <= preds["median"]).all()
+    assert (preds["median"] <= preds["high_90"]).all()
     assert "label mean" in preds.attrs["context"]
     forecast = fit_from_history(db, SUM_QUERY, "2022-10-01", n_anchors=2, n_estimators=1,
                                 max_depth=1, model_path=regression_weights)
@@ -185,7 +259,7 @@ def test_backtest_of_a_numeric_query(db: Database, regression_weights, tmp_path)
                        max_depth=1, verbose=False, context_rows=256,
                        model_path=regression_weights)
     tree = summary.attrs["tree"]
-    for column in ("rdbpfn_mae", "heuristic_mae", f"{tree}_mae", "rdbpfn_r2", "heuristic_r2",
+    for column in ("rdbpfn_mae", "rdbpfn_median_mae", "heuristic_mae", f"{tree}_mae", "rdbpfn_r2", "heuristic_r2",
                    "rdbpfn_coverage_90"):
         assert np.isfinite(summary[column]).all(), summary
     assert summary["rdbpfn_coverage_90"].between(0, 1).all()
@@ -212,3 +286,19 @@ def test_relational_regressor_is_an_estimator(db: Database, regression_weights) 
     assert fitted.features_ and clone(model).database is db
     with pytest.raises(ValueError, match="must be numbers"):
         clone(model).fit(X[:10], np.array(["a", "b"] * 5))
+
+
+def test_a_relational_regressor_keeps_fewer_columns_by_default(
+        db: Database, regression_weights, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``max_features=None``: at most 24 columns for numbers (this small database has
+    fewer), the model's width when asked; a smaller default keeps fewer of the same."""
+    labels = Query(SUM_QUERY).labels(db, ["2022-09-01", "2022-07-01"])
+    X, y = labels[["customer_id", "cutoff_time"]], labels["label"].to_numpy()
+    options = {"database": db, "entity_table": "customers", "n_estimators": 1,
+               "model_path": regression_weights}
+    wide = RelationalRegressor(max_features=100, **options).fit(X, y).features_
+    assert 6 < len(wide) <= 24
+    assert RelationalRegressor(**options).fit(X, y).features_ == wide
+    monkeypatch.setattr(RelationalRegressor, "_default_width", 6)
+    narrow = RelationalRegressor(**options).fit(X, y).features_
+    assert len(narrow) == 6 and set(narrow) <= set(wide)
