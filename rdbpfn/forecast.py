@@ -407,8 +407,9 @@ def backtest(
         DataFrame, one row per time: ``at``, ``n``, then for a yes/no query
         ``positive_rate``, ``rdbpfn_auc``, ``heuristic_auc``, ``<tree>_auc``; for a number
         ``mean``, ``rdbpfn_mae``, ``heuristic_mae``, ``<tree>_mae``, the same with ``_r2``,
-        ``rdbpfn_median_mae`` (the MAE of the predictive median) and ``rdbpfn_coverage_90`` (share of true values inside the 90% predictive
-        interval); then ``n_anchors``, ``context_rows``.
+        ``rdbpfn_median_mae`` (the MAE of the predictive median) and ``rdbpfn_coverage_90``
+        (share of true values inside the 90% predictive interval); then ``n_anchors``,
+        ``context_rows``.
     """
     query = query if isinstance(query, Query) else Query(query)
     query.check(db)

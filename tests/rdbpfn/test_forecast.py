@@ -259,8 +259,8 @@ def test_backtest_of_a_numeric_query(db: Database, regression_weights, tmp_path)
                        max_depth=1, verbose=False, context_rows=256,
                        model_path=regression_weights)
     tree = summary.attrs["tree"]
-    for column in ("rdbpfn_mae", "rdbpfn_median_mae", "heuristic_mae", f"{tree}_mae", "rdbpfn_r2", "heuristic_r2",
-                   "rdbpfn_coverage_90"):
+    for column in ("rdbpfn_mae", "rdbpfn_median_mae", "heuristic_mae", f"{tree}_mae",
+                   "rdbpfn_r2", "heuristic_r2", "rdbpfn_coverage_90"):
         assert np.isfinite(summary[column]).all(), summary
     assert summary["rdbpfn_coverage_90"].between(0, 1).all()
     at = pd.Timestamp("2022-09-01")
