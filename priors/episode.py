@@ -19,18 +19,24 @@ into an :class:`rdbpfn.episode.Episode`:
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
 from rdbpfn.episode import Episode
 
-__all__ = ["CONTEXT_FRACTION", "MIN_ROWS_PER_CLASS", "Episode", "finalize",
-           "finalize_regression_arrays", "relabel"]
+__all__ = ["CONTEXT_FRACTION", "MAX_CLASSES", "MIN_ROWS_PER_CLASS", "Episode", "finalize",
+           "finalize_multiclass_arrays", "finalize_regression_arrays", "relabel"]
 
 # Default range of the context share of an episode's rows (the published training used 0.5-0.9).
 CONTEXT_FRACTION = (0.5, 0.9)
 # A class needs one row in the context and one among the queries.
 MIN_ROWS_PER_CLASS = 2
+# The most classes a multiclass episode has (the native classes of a multiclass model).
+MAX_CLASSES = 10
+# Draws of a multiclass episode's cut points per number of classes.
+CUT_ATTEMPTS = 4
 
 
 def _check_table(x: np.ndarray, y: np.ndarray) -> None:
@@ -93,7 +99,7 @@ def finalize_arrays(
         labels = 1 - labels
 
     out = _cut_columns(x, order, columns, rng)
-    if not _ensure_both_classes(labels, out, n_context, rng):
+    if not _ensure_classes(labels, out, n_context, rng):
         return None
     return out, labels, n_context
 
@@ -112,6 +118,55 @@ def _cut_columns(x: np.ndarray, order: np.ndarray, columns: int,
     out = np.zeros((len(order), columns), dtype=np.float32)
     out[:, : len(kept)] = x[:, kept]
     return out
+
+
+def finalize_multiclass_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    rows: int,
+    columns: int,
+    rng: np.random.Generator,
+    n_context: int | None = None,
+    max_classes: int = MAX_CLASSES,
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`finalize_arrays` for K classes cut from a numeric target: ``(X (rows, columns)
+    float32, y (rows,) int64 in [0, K), n_context)``.
+
+    K is 2 with probability 1/2, else uniform in ``[3, max_classes]``; its K - 1 cut points
+    are distinct target values of the kept rows, so each class is a range of the target,
+    and the class ids are then randomly permuted (a class's id says nothing about its rank).
+    A draw that leaves a class with fewer than :data:`MIN_ROWS_PER_CLASS` rows is redrawn,
+    with one class fewer after :data:`CUT_ATTEMPTS` draws. Every class occurs in the context
+    (a row is swapped in from the queries when needed), as every class of a real fit does.
+    ``None`` when the table has fewer than ``rows`` rows, a non-finite target, or no split
+    into two such classes.
+    """
+    if max_classes < 2:
+        raise ValueError(f"max_classes={max_classes}; a class target needs >= 2 classes")
+    n_context = _checked_shape(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
+    if x.shape[0] < rows:
+        return None
+    order = rng.permutation(x.shape[0])[:rows]
+    target = np.asarray(y, dtype=np.float64)[order]
+    if not np.isfinite(target).all():
+        return None
+    values = np.unique(target)
+    wanted = 2 if max_classes == 2 or rng.random() < 0.5 else int(rng.integers(3, max_classes + 1))
+    labels, k = None, 0
+    for k in itertools.chain.from_iterable(
+            itertools.repeat(k, CUT_ATTEMPTS) for k in range(min(wanted, len(values)), 1, -1)):
+        cuts = np.sort(rng.choice(values[1:], size=k - 1, replace=False))
+        labels = np.searchsorted(cuts, target, side="right")  # class c: [cut c-1, cut c)
+        if np.bincount(labels, minlength=k).min() >= MIN_ROWS_PER_CLASS:
+            break
+        labels = None
+    if labels is None:
+        return None
+    labels = rng.permutation(k)[labels].astype(np.int64)
+    out = _cut_columns(x, order, columns, rng)
+    if not _ensure_classes(labels, out, n_context, rng, k, queries_too=k == 2):
+        return None
+    return out, labels, n_context
 
 
 def finalize_regression_arrays(
@@ -138,30 +193,35 @@ def finalize_regression_arrays(
     return _cut_columns(x, order, columns, rng), target.astype(np.float32), n_context
 
 
-def _ensure_both_classes(
-    labels: np.ndarray, x: np.ndarray, n_context: int, rng: np.random.Generator
+def _ensure_classes(
+    labels: np.ndarray, x: np.ndarray, n_context: int, rng: np.random.Generator,
+    n_classes: int = 2, queries_too: bool = True,
 ) -> bool:
-    """In place: make both classes occur among rows [0, n_context) and [n_context, rows).
+    """In place: make every class occur among the context rows [0, n_context) and, with
+    ``queries_too``, among the query rows [n_context, rows).
 
     A side that lacks a class receives one row of it from the other side (which holds all of
-    that class's >= 2 rows, so it keeps one) in exchange for a random row of its own. Returns
-    whether both sides now hold both classes (false only for a one-row side).
+    that class's >= 2 rows, so it keeps one) in exchange for a random row of its own that is
+    not the only row of its class there. Returns whether the sides now hold every class.
     """
-    for start, stop, other_start, other_stop in (
-        (0, n_context, n_context, len(labels)),
-        (n_context, len(labels), 0, n_context),
-    ):
-        for cls in (0, 1):
+    sides = [(0, n_context, n_context, len(labels))]
+    if queries_too:
+        sides.append((n_context, len(labels), 0, n_context))
+    for start, stop, other_start, other_stop in sides:
+        for cls in range(n_classes):
             if (labels[start:stop] == cls).any():
                 continue
+            counts = np.bincount(labels[start:stop], minlength=n_classes)
+            takers = start + np.flatnonzero(counts[labels[start:stop]] > 1)
+            if len(takers) == 0:
+                return False
             donors = other_start + np.flatnonzero(labels[other_start:other_stop] == cls)
             donor = int(rng.choice(donors))
-            taker = int(rng.integers(start, stop))
+            every = len(takers) == stop - start  # (always so for two classes)
+            taker = int(rng.integers(start, stop)) if every else int(rng.choice(takers))
             labels[[donor, taker]] = labels[[taker, donor]]
             x[[donor, taker]] = x[[taker, donor]]
-    context, queries = labels[:n_context], labels[n_context:]
-    return bool(context.min() == 0 and context.max() == 1 and queries.min() == 0
-                and queries.max() == 1)
+    return all(np.unique(labels[start:stop]).size == n_classes for start, stop, *_ in sides)
 
 
 def finalize(

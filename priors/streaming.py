@@ -36,8 +36,10 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from priors.episode import (
     CONTEXT_FRACTION,
+    MAX_CLASSES,
     MIN_ROWS_PER_CLASS,
     finalize_arrays,
+    finalize_multiclass_arrays,
     finalize_regression_arrays,
     relabel,
 )
@@ -45,9 +47,11 @@ from priors.single_table import DEFAULT_PRIOR, TARGETS, SingleTablePrior, sample
 from priors.tasks import sample_tasks
 from rdbpfn.episode import Episode
 
-__all__ = ["KINDS", "TASKS_PER_DATABASE", "EpisodeDataset", "stream"]
+__all__ = ["KINDS", "STREAM_TARGETS", "TASKS_PER_DATABASE", "EpisodeDataset", "stream"]
 
 KINDS = ("single_table", "relational", "mixed")
+STREAM_TARGETS = (*TARGETS, "multiclass")
+"""What an episode's ``y`` is: the priors' targets, or classes cut from a numeric one."""
 # Tasks used from each generated database (the published prior draws 6 targets per database).
 TASKS_PER_DATABASE = 6
 # Draws of one episode slot before giving up (a valid table is found in 1-2 draws in practice).
@@ -188,9 +192,12 @@ class EpisodeDataset(IterableDataset):
         relabel_fraction: share of relational episodes whose label is replaced by a random
             feature thresholded at a random row, the old label becoming a feature (the
             published stage-2 task augmentation, :func:`priors.episode.relabel`); default 0.
-        target: "binary" (labels, int64) or "continuous" (numeric targets, float32, for a
+        target: "binary" (labels, int64), "continuous" (numeric targets, float32, for a
             regression model: numeric single-table targets and relational tasks that keep
-            their number; the relational sampler must accept ``target``).
+            their number; the relational sampler must accept ``target``) or "multiclass"
+            (2 to ``max_classes`` classes cut from those numeric targets, int64; see
+            :func:`priors.episode.finalize_multiclass_arrays`).
+        max_classes: the most classes of a "multiclass" episode.
     """
 
     def __init__(
@@ -215,15 +222,18 @@ class EpisodeDataset(IterableDataset):
         relational_kwargs: dict[str, Any] | None = None,
         relabel_fraction: float = 0.0,
         target: str = "binary",
+        max_classes: int = MAX_CLASSES,
     ) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-        if target == "continuous" and relabel_fraction > 0:
-            raise ValueError("relabel_fraction thresholds a feature into a class; it has no "
-                             "meaning with target='continuous' (pass 0).")
+        if target not in STREAM_TARGETS:
+            raise ValueError(f"target must be one of {STREAM_TARGETS}, got {target!r}")
+        if target != "binary" and relabel_fraction > 0:
+            raise ValueError(f"relabel_fraction makes a binary label; it has no meaning with "
+                             f"target={target!r} (pass 0).")
+        if not isinstance(max_classes, int) or max_classes < 2:
+            raise ValueError(f"max_classes must be an integer >= 2, got {max_classes!r}")
         if rows < 2 * MIN_ROWS_PER_CLASS or columns < 1 or batch_size < 1:
             raise ValueError(
                 f"need rows >= {2 * MIN_ROWS_PER_CLASS}, columns >= 1, batch_size >= 1; got "
@@ -278,6 +288,9 @@ class EpisodeDataset(IterableDataset):
         self.relational_kwargs = dict(relational_kwargs or {})
         self.relabel_fraction = relabel_fraction
         self.target = target
+        self.max_classes = max_classes
+        # what the priors draw: a multiclass target is cut from a numeric one
+        self._drawn = "continuous" if target == "multiclass" else target
         share = {"single_table": Fraction(0), "relational": Fraction(1)}.get(
             kind, Fraction(relational_fraction).limit_denominator(1_000_000)
         )
@@ -325,15 +338,15 @@ class EpisodeDataset(IterableDataset):
             parameters = inspect.signature(sampler).parameters
             if "n_tasks" in parameters:
                 kwargs.setdefault("n_tasks", self.tasks_per_database)
-            if self.target != "binary":
+            if self._drawn != "binary":
                 if "target" not in parameters:
-                    raise ValueError("target='continuous' needs a relational sampler that "
+                    raise ValueError(f"target={self.target!r} needs a relational sampler that "
                                      "takes target= (priors.tasks.sample_tasks does).")
-                kwargs["target"] = self.target
+                kwargs["target"] = self._drawn
             lane_key = (world_size, rank, num_workers, index % num_workers)
             lane = _RelationalLane(
                 sampler, self.seed, lane_key, self.rows, self.columns, self.min_rows,
-                self.tasks_per_database, kwargs, self.stats, self.target,
+                self.tasks_per_database, kwargs, self.stats, self._drawn,
             )
         offset = self._lane_offset(index, num_workers) if lane is not None else 0
         while self.num_batches is None or index < self.num_batches:
@@ -364,7 +377,7 @@ class EpisodeDataset(IterableDataset):
         rows = min([self.rows, *(len(y) for _, y in raw.values())])
         n_context = int(np.clip(round(rows * fraction), 1, rows - 1))
         xs = np.empty((b, rows, self.columns), dtype=np.float32)
-        ys = np.empty((b, rows), dtype=np.int64 if self.target == "binary" else np.float32)
+        ys = np.empty((b, rows), dtype=np.float32 if self.target == "continuous" else np.int64)
         for slot in range(b):
             slot_rng = _generator(self.seed, (_SLOT_KEY, global_index, slot))
             if slot in raw:
@@ -380,15 +393,24 @@ class EpisodeDataset(IterableDataset):
             "index": index,
         }
 
+    def _finalize(self, x: np.ndarray, y: np.ndarray, rows: int, n_context: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """The episode finalizer of the stream's target."""
+        if self.target == "continuous":
+            return finalize_regression_arrays(x, y, rows, self.columns, rng, n_context)
+        if self.target == "multiclass":
+            return finalize_multiclass_arrays(x, y, rows, self.columns, rng, n_context,
+                                              self.max_classes)
+        return finalize_arrays(x, y, rows, self.columns, rng, n_context)
+
     def _single_table_episode(
         self, rows: int, n_context: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         for _ in range(MAX_SLOT_ATTEMPTS):
             width = int(rng.integers(self.single_table_min_columns, self.columns + 1))
             x, y = sample_table(rng, rows, width, prior=self.single_table_prior,
-                                target=self.target)
-            finalize = finalize_arrays if self.target == "binary" else finalize_regression_arrays
-            arrays = finalize(x, y, rows, self.columns, rng, n_context)
+                                target=self._drawn)
+            arrays = self._finalize(x, y, rows, n_context, rng)
             if arrays is not None:
                 return arrays[0], arrays[1]
             self.stats["single_table_rejected"] += 1
@@ -401,9 +423,9 @@ class EpisodeDataset(IterableDataset):
         self, task: LabelledArrays, rows: int, n_context: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         x, y = task
-        if self.target == "continuous":
+        if self.target != "binary":
             for _ in range(MAX_SLOT_ATTEMPTS):
-                arrays = finalize_regression_arrays(x, y, rows, self.columns, rng, n_context)
+                arrays = self._finalize(x, y, rows, n_context, rng)
                 if arrays is not None:
                     return arrays[0], arrays[1]
                 self.stats["relational_rejected"] += 1

@@ -167,9 +167,9 @@ class ValidationConfig:
                 raise ValueError(
                     f"validation.synthetic_kinds: {kind!r} is not one of {PRIOR_KINDS}"
                 )
-        if self.target not in ("binary", "continuous"):
-            raise ValueError(f"validation.target must be 'binary' or 'continuous', got "
-                             f"{self.target!r}")
+        if self.target not in ("binary", "continuous", "multiclass"):
+            raise ValueError(f"validation.target must be 'binary', 'continuous' or "
+                             f"'multiclass', got {self.target!r}")
 
 
 @dataclass(frozen=True)
@@ -436,9 +436,10 @@ CONTINUOUS = {"target": "continuous"}
 
 def regression_cpu() -> TrainConfig:
     """The regression head on a 2-core CPU: the classifier's model size and stage-1 shapes
-    with numeric targets (``priors.single_table`` "continuous"), validated on synthetic
-    regression episodes and scikit-learn's diabetes set (R^2). Single-table only so far:
-    relational regression targets come next."""
+    with numeric targets (``priors.single_table`` "continuous"), then a stage 2 of mixed
+    single-table and relational numeric targets (a column's value, a count or a sum in a
+    future window) on wider tables at half the learning rate; validated on synthetic
+    regression episodes and scikit-learn's diabetes set (R^2)."""
     return TrainConfig(
         name="regression_cpu",
         model=REGRESSION_MODEL,
@@ -449,6 +450,8 @@ def regression_cpu() -> TrainConfig:
                   steps=1500, prior_kwargs=CONTINUOUS),
             Phase("r1-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
                   steps=1500, prior_kwargs=CONTINUOUS),
+            Phase("r2-256x24", 2, "mixed", rows=256, columns=24, batch_size=8, steps=600,
+                  lr_scale=0.5, reset_optimizer=True, prior_kwargs=CONTINUOUS),
         ),
         optimizer=OptimizerConfig(lr=2e-3, warmup_steps=100, grad_clip=1.0),
         validation=ValidationConfig(every_steps=200, rows=256, columns=18,
@@ -463,7 +466,29 @@ def regression_cpu() -> TrainConfig:
     )
 
 
-PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu}
+MULTICLASS_MODEL = {**CPU_MODEL, "n_classes": 10}
+MULTICLASS = {"target": "multiclass"}
+
+
+def cpu_multiclass() -> TrainConfig:
+    """:func:`cpu` for a native classifier of up to 10 classes: the same curriculum, every
+    episode's classes cut from the priors' numeric targets (2 classes in half of them, else
+    3-10; :func:`priors.episode.finalize_multiclass_arrays`), validated on multiclass
+    synthetic episodes and the binary real sets and relational tasks."""
+    base = cpu()
+    return dataclasses.replace(
+        base,
+        name="cpu_multiclass",
+        model=MULTICLASS_MODEL,
+        curriculum=tuple(dataclasses.replace(phase, prior_kwargs={**phase.prior_kwargs,
+                                                                  **MULTICLASS})
+                         for phase in base.curriculum),
+        validation=dataclasses.replace(base.validation, target="multiclass"),
+    )
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu,
+           "cpu_multiclass": cpu_multiclass}
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

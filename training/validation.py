@@ -169,7 +169,7 @@ def held_back_episodes(
 ) -> list[Episode]:
     """The first ``count`` episodes of ``priors.stream(kind, rows, columns, seed)``."""
     stream = prior_stream(kind=kind, rows=rows, columns=columns, seed=seed, target=target)
-    dtype = torch.int64 if target == "binary" else torch.float32
+    dtype = torch.float32 if target == "continuous" else torch.int64
     episodes = []
     for index, episode in enumerate(itertools.islice(stream, count)):
         episodes.append(
@@ -210,17 +210,28 @@ def score_episode(
 ) -> tuple[float, float]:
     """(ROC-AUC, mean cross-entropy) of ``model`` on the query rows of one episode.
 
+    The episode's K classes are those of its context (ids ``0..K-1``); the model's outputs
+    beyond them are dropped, as :class:`rdbpfn.RDBPFNClassifier` does. With K > 2 the AUC is
+    the mean one-vs-rest AUC over the classes that the queries hold with some other class.
     Non-finite outputs (a diverged model) give NaN for both instead of an exception.
     """
     x = episode.X.unsqueeze(0).to(device)  # (1, R, C)
     y_context = episode.y[: episode.n_context].unsqueeze(0).to(device)  # (1, N)
-    logits = model(x, y_context)[0].float().cpu()  # (Q, n_classes)
+    n_classes = int(y_context.max()) + 1
+    logits = model(x, y_context)[0].float().cpu()[:, :n_classes]  # (Q, K)
     y_query = episode.y[episode.n_context :]
     loss = F.cross_entropy(logits, y_query).item()
-    probability = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    probability = torch.softmax(logits, dim=-1).numpy()
     if not np.isfinite(probability).all():
         return math.nan, math.nan
-    return float(roc_auc_score(y_query.numpy(), probability)), loss
+    truth = y_query.numpy()
+    if n_classes == 2:
+        return float(roc_auc_score(truth, probability[:, 1])), loss
+    present = [c for c in np.unique(truth) if 0 < np.sum(truth == c) < len(truth)]
+    if not present:
+        return math.nan, loss
+    return float(np.mean([roc_auc_score(truth == c, probability[:, c])
+                          for c in present])), loss
 
 
 @torch.no_grad()
@@ -248,7 +259,8 @@ def score_regression_episode(
 
 
 def _mean(values: Iterable[float]) -> float:
-    values = list(values)
+    """The mean of the finite values (NaN when there are none: e.g. a diverged model)."""
+    values = [value for value in values if not math.isnan(value)]
     return float(np.mean(values)) if values else math.nan
 
 

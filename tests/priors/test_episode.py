@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from priors.episode import Episode, finalize, finalize_arrays, relabel
+from priors.episode import (
+    MIN_ROWS_PER_CLASS,
+    Episode,
+    finalize,
+    finalize_arrays,
+    finalize_multiclass_arrays,
+    relabel,
+)
 
 
 def _table(n: int, p: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,3 +154,54 @@ def test_relabel_moves_a_feature_to_the_label_and_the_label_to_the_features() ->
 def test_relabel_gives_none_without_a_splittable_column() -> None:
     x = np.ones((20, 3))
     assert relabel(x, np.arange(20) % 2, np.random.default_rng(0)) is None
+
+
+def test_multiclass_episodes_cut_ranges_of_the_target_into_2_to_10_classes() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    target = x[:, 0] + 0.1 * rng.normal(size=300)
+    counts = np.zeros(11, dtype=int)
+    for seed in range(200):
+        arrays = finalize_multiclass_arrays(x, target, 100, 5, np.random.default_rng(seed))
+        assert arrays is not None
+        _, labels, n_context = arrays
+        k = labels.max() + 1
+        counts[k] += 1
+        assert labels.dtype == np.int64 and np.bincount(labels).min() >= MIN_ROWS_PER_CLASS
+        assert set(labels[:n_context]) == set(range(k))  # every class is in the context
+        if k == 2:
+            assert set(labels[n_context:]) == {0, 1}
+    assert counts[2] > 70 and counts[3:].sum() > 70 and counts[10] > 0
+    assert counts[:2].sum() == 0
+
+
+def test_multiclass_classes_are_ranges_and_ids_are_shuffled() -> None:
+    x = np.arange(200, dtype=float)[:, None] * np.ones((1, 3))
+    x[:, 1] = np.random.default_rng(1).normal(size=200)
+    target = np.arange(200, dtype=float)
+    ranked = 0
+    for seed in range(50):
+        out = finalize_multiclass_arrays(x, target, 120, 3, np.random.default_rng(seed))
+        assert out is not None
+        features, labels, _ = out
+        values = features[:, np.argmax(features.std(axis=0) > 5)]  # the arange column
+        spans = [(values[labels == c].min(), values[labels == c].max())
+                 for c in range(labels.max() + 1)]
+        spans.sort()
+        assert all(high < low for (_, high), (low, _) in zip(spans[:-1], spans[1:], strict=True))
+        ranked += all(np.diff([np.median(values[labels == c])
+                               for c in range(labels.max() + 1)]) > 0)
+    assert ranked < 40  # ids are permuted, not in the target's order
+
+
+def test_multiclass_needs_a_target_with_two_classes_of_two_rows() -> None:
+    x = np.ones((50, 2))
+    assert finalize_multiclass_arrays(x, np.zeros(50), 40, 2, np.random.default_rng(0)) is None
+    one_off = np.zeros(50)
+    one_off[0] = 1.0
+    for seed in range(10):  # the rare value has one row: never a class of its own
+        assert finalize_multiclass_arrays(x, one_off, 50, 2,
+                                          np.random.default_rng(seed)) is None
+    with pytest.raises(ValueError, match="max_classes"):
+        finalize_multiclass_arrays(x, np.arange(50.0), 40, 2, np.random.default_rng(0),
+                                   max_classes=1)

@@ -256,3 +256,31 @@ def test_relational_tasks_keep_their_numbers() -> None:
         assert all(float(row[:n].std()) > 0 for row in batch["y"])
     assert dataset.stats["databases"] >= 1
     assert any(len(torch.unique(row)) > 2 for batch in batches for row in batch["y"])
+
+
+@pytest.mark.parametrize("kind", ["single_table", "mixed"])
+def test_multiclass_targets_stream_up_to_max_classes_every_one_in_the_context(kind: str
+                                                                              ) -> None:
+    def batches() -> list[dict]:
+        return list(EpisodeDataset(kind, rows=48, columns=5, batch_size=4, seed=6,
+                                   num_batches=4, target="multiclass", max_classes=6,
+                                   relational_kwargs={"max_tables": 3, "row_range": [60, 90]}))
+
+    first = batches()
+    classes = []
+    for batch in first:
+        assert batch["y"].dtype == torch.int64
+        n = batch["n_context"]
+        for row in batch["y"]:
+            k = int(row.max()) + 1
+            classes.append(k)
+            assert 2 <= k <= 6 and set(row[:n].tolist()) == set(range(k))
+    assert max(classes) > 2 and classes.count(2) > 0
+    again = batches()
+    for one, two in zip(first, again, strict=True):
+        assert torch.equal(one["y"], two["y"])
+    with pytest.raises(ValueError, match="relabel_fraction"):
+        EpisodeDataset("relational", rows=40, columns=5, target="multiclass",
+                       relabel_fraction=0.5)
+    with pytest.raises(ValueError, match="max_classes"):
+        EpisodeDataset("single_table", rows=40, columns=5, target="multiclass", max_classes=1)

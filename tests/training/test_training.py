@@ -498,3 +498,29 @@ def test_regression_validation_r2_matches_a_hand_computation() -> None:
     assert table.y.dtype == np.float32 and len(table.y) == 442
     context, query = context_query_split(table.y, 64, 32, np.random.default_rng(0))
     assert len(set(context) & set(query)) == 0 and len(context) == 64
+
+
+def test_multiclass_validation_scores_the_context_classes_only() -> None:
+    """An episode of K = 4 classes: the AUC is the mean one-vs-rest AUC over the classes
+    that the queries hold, from the first K outputs of a 10-class model."""
+    from rdbpfn.model import RDBPFN, ModelConfig
+    from training.validation import score_episode
+
+    torch.manual_seed(0)
+    model = RDBPFN(ModelConfig(d_model=16, n_heads=2, d_ffn=32, n_layers=1, n_thinking_rows=2,
+                               n_classes=10)).eval()
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.arange(4).repeat(5), rng.integers(0, 3, 20)])  # queries: 3 classes
+    x = np.column_stack([y + rng.normal(0, 0.3, 40), rng.normal(size=40)])
+    episode = Episode(X=torch.tensor(x, dtype=torch.float32), y=torch.tensor(y), n_context=20)
+    auc, loss = score_episode(model, episode, torch.device("cpu"))
+    logits = model(episode.X[None], episode.y[None, :20])[0, :, :4]
+    probability = torch.softmax(logits, dim=-1).detach().numpy()
+    truth = y[20:]
+    expected = np.mean([roc_auc_score(truth == c, probability[:, c]) for c in range(3)])
+    assert auc == pytest.approx(expected) and np.isfinite(loss)
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(
+        logits, torch.tensor(truth))))
+    config_module.ValidationConfig(target="multiclass")  # an accepted target
+    with pytest.raises(ValueError, match="validation.target"):
+        config_module.ValidationConfig(target="ordinal")
