@@ -173,17 +173,28 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
     def predict_quantiles(self, X: object, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
                           ) -> np.ndarray:
         """(n, p) table -> (n, len(quantiles)) quantiles of the predictive distribution,
-        e.g. a 90% interval from (0.05, 0.95)."""
+        e.g. a 90% interval from (0.05, 0.95).
+
+        With several members these are the members' quantiles averaged level by level
+        (Vincentization), not the quantiles of their mixture (:meth:`predict_distribution`):
+        the mixture widens with every disagreement between members, and its 90% intervals
+        covered more than 95% of the regression suite's targets at k = 256."""
         check_is_fitted(self)
         levels = np.asarray(quantiles, dtype=np.float64)
         if levels.ndim != 1 or not ((levels > 0) & (levels < 1)).all():
             raise ValueError(f"quantiles={list(quantiles)}; pass levels in (0, 1).")
-        grid, cdf = self.predict_distribution(X)
-        rows = np.arange(len(cdf))
-        out = np.empty((len(cdf), len(levels)))
-        for j, level in enumerate(levels):
-            right = np.clip((cdf < level).sum(axis=1), 1, len(grid) - 1)
-            low, high = cdf[rows, right - 1], cdf[rows, right]
-            fraction = np.clip((level - low) / np.maximum(high - low, 1e-12), 0.0, 1.0)
-            out[:, j] = grid[right - 1] + fraction * (grid[right] - grid[right - 1])
-        return out
+
+        def member_quantiles(logits: torch.Tensor, member: Member) -> np.ndarray:
+            borders = self._member_grid(member)[0]
+            p = self._member_bins(logits, member)  # (q, bins)
+            mass = np.cumsum(p, axis=1)  # mass up to each bin's right border
+            rows = np.arange(len(p))
+            out = np.empty((len(p), len(levels)))
+            for j, level in enumerate(levels):
+                bin_ = np.minimum((mass < level).sum(axis=1), p.shape[1] - 1)
+                below = np.where(bin_ > 0, mass[rows, np.maximum(bin_ - 1, 0)], 0.0)
+                inside = np.clip((level - below) / np.maximum(p[rows, bin_], 1e-300), 0.0, 1.0)
+                out[:, j] = borders[bin_] + inside * (borders[bin_ + 1] - borders[bin_])
+            return out
+
+        return self._to_units(self._accumulate(X, len(levels), member_quantiles))

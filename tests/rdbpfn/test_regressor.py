@@ -4,6 +4,7 @@ seconds ranks and intervals sensibly."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,31 @@ def test_distribution_is_consistent_with_mean_std_and_quantiles() -> None:
     assert (np.diff(quantiles, axis=1) >= 0).all()
     # targets in their own units: the grid spans the context's scale around 100
     assert grid[0] < y.min() and grid[-1] > y.max()
+
+
+def _mixture_quantile(grid: np.ndarray, cdf: np.ndarray, level: float) -> np.ndarray:
+    return np.array([np.interp(level, row, grid) for row in cdf])
+
+
+def test_quantiles_average_the_members_quantiles() -> None:
+    """One member: the quantiles of its distribution. Several: the mean over members of
+    each member's quantile (Vincentization), which lies between the members' own."""
+    X, y = _data()
+    levels = (0.05, 0.5, 0.95)
+    one = RDBPFNRegressor(n_estimators=1).fit(X[:60], y[:60])
+    grid, cdf = one.predict_distribution(X[60:])
+    quantiles = one.predict_quantiles(X[60:], levels)
+    for j, level in enumerate(levels):
+        np.testing.assert_allclose(quantiles[:, j], _mixture_quantile(grid, cdf, level),
+                                   rtol=1e-6, atol=1e-6)
+    three = RDBPFNRegressor(n_estimators=3).fit(X[:60], y[:60])
+    members = []
+    for index in range(3):  # each member alone: same columns, rows and augmentation
+        alone = copy.deepcopy(three)
+        alone.members_ = [alone.members_[index]]
+        members.append(alone.predict_quantiles(X[60:], levels))
+    np.testing.assert_allclose(three.predict_quantiles(X[60:], levels),
+                               np.mean(members, axis=0), rtol=1e-6, atol=1e-6)
 
 
 def test_pickle_round_trip_gives_identical_predictions() -> None:
