@@ -37,6 +37,9 @@ MIN_ROWS_PER_CLASS = 2
 MAX_CLASSES = 10
 # Draws of a multiclass episode's cut points per number of classes.
 CUT_ATTEMPTS = 4
+# Share of rows at a target's lowest value from which that value is, in half the draws, a
+# class of its own (the binary relational tasks' ">= 1 event" question, for counts).
+POINT_MASS_SHARE = 0.1
 
 
 def _check_table(x: np.ndarray, y: np.ndarray) -> None:
@@ -133,7 +136,9 @@ def finalize_multiclass_arrays(
     float32, y (rows,) int64 in [0, K), n_context)``.
 
     K is 2 with probability 1/2, else uniform in ``[3, max_classes]``; its K - 1 cut points
-    are distinct target values of the kept rows, so each class is a range of the target,
+    are distinct target values of the kept rows, so each class is a range of the target
+    (when the lowest value holds >= :data:`POINT_MASS_SHARE` of the rows, it is a class of
+    its own in half the draws: "none" against "some" for a count),
     and the class ids are then randomly permuted (a class's id says nothing about its rank).
     A draw that leaves a class with fewer than :data:`MIN_ROWS_PER_CLASS` rows is redrawn,
     with one class fewer after :data:`CUT_ATTEMPTS` draws. Every class occurs in the context
@@ -151,11 +156,17 @@ def finalize_multiclass_arrays(
     if not np.isfinite(target).all():
         return None
     values = np.unique(target)
+    # a count-like target ("no event" for many rows) often asks "none or some?"
+    point_mass = np.mean(target == values[0]) >= POINT_MASS_SHARE
     wanted = 2 if max_classes == 2 or rng.random() < 0.5 else int(rng.integers(3, max_classes + 1))
     labels, k = None, 0
     for k in itertools.chain.from_iterable(
             itertools.repeat(k, CUT_ATTEMPTS) for k in range(min(wanted, len(values)), 1, -1)):
-        cuts = np.sort(rng.choice(values[1:], size=k - 1, replace=False))
+        if point_mass and rng.random() < 0.5:  # the lowest value is a class of its own
+            rest = rng.choice(values[2:], size=min(k - 2, len(values) - 2), replace=False)
+            cuts = np.sort(np.concatenate([values[1:2], rest]))
+        else:
+            cuts = np.sort(rng.choice(values[1:], size=k - 1, replace=False))
         labels = np.searchsorted(cuts, target, side="right")  # class c: [cut c-1, cut c)
         if np.bincount(labels, minlength=k).min() >= MIN_ROWS_PER_CLASS:
             break

@@ -205,3 +205,21 @@ def test_multiclass_needs_a_target_with_two_classes_of_two_rows() -> None:
     with pytest.raises(ValueError, match="max_classes"):
         finalize_multiclass_arrays(x, np.arange(50.0), 40, 2, np.random.default_rng(0),
                                    max_classes=1)
+
+
+def test_a_count_target_often_asks_none_or_some() -> None:
+    """A target with a point mass at its lowest value (70% zeros): the zeros are a class of
+    their own in about half the draws (a random cut would rarely fall just above zero)."""
+    rng = np.random.default_rng(3)
+    counts = np.where(rng.random(400) < 0.7, 0, rng.integers(1, 30, 400)).astype(float)
+    x = np.column_stack([counts, rng.normal(size=(400, 2))])  # the count is a feature too
+    alone = 0
+    for seed in range(100):
+        out = finalize_multiclass_arrays(x, counts, 200, 3, np.random.default_rng(seed))
+        assert out is not None
+        features, labels, _ = out
+        column = features[:, np.argmax((features == np.round(features)).all(axis=0))]
+        zero_classes = set(labels[column == 0])
+        assert len(zero_classes) == 1  # a class is a range: the zeros share one
+        alone += not np.isin(labels[column > 0], list(zero_classes)).any()
+    assert 40 <= alone <= 80
