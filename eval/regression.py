@@ -41,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from eval.baselines import with_finite_inputs
-from eval.single_table import check_not_reserved, rdataset_rows
+from eval.single_table import check_not_reserved, downsample, rdataset_rows
 from eval.tasks import stable_seed
 from rdbpfn.atomic import atomic_write, atomic_write_text
 from rdbpfn.encoding import encode_frame
@@ -101,11 +101,7 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"Unknown regression set {name!r}; choose from {list(DATASETS)}.")
     frame, targets = DATASETS[name]()
     X, _ = encode_frame(frame)
-    if len(X) > MAX_ROWS:
-        rng = np.random.default_rng(stable_seed("regression", name, "downsample"))
-        keep = np.sort(rng.choice(len(X), size=MAX_ROWS, replace=False))
-        X, targets = X[keep], targets[keep]
-    return X, targets
+    return downsample(X, targets, MAX_ROWS, stable_seed("regression", name, "downsample"))
 
 
 @dataclass(frozen=True)
@@ -225,6 +221,15 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub markdown table, floats to 3 decimals (the suites' summary.md)."""
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+              + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(results: pd.DataFrame, folder: str | os.PathLike, meta: dict) -> str:
     """results.csv, summary.md and regression.png in ``folder``; returns the markdown."""
     import matplotlib  # heavy, and only needed for the picture
@@ -236,12 +241,8 @@ def write_report(results: pd.DataFrame, folder: str | os.PathLike, meta: dict) -
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.csv", results.to_csv(index=False))
     summary = summarize(results)
-    columns = list(summary.columns)
-    lines = [f"# Regression suite ({meta.get('checkpoint') or 'shipped checkpoint'})", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
-              + " |" for row in summary.itertuples(index=False)]
-    text = "\n".join(lines) + "\n"
+    text = (f"# Regression suite ({meta.get('checkpoint') or 'shipped checkpoint'})\n\n"
+            + markdown_table(summary))
     atomic_write_text(out / "summary.md", text)
     figure, axis = plt.subplots(figsize=(6, 4))
     for method, part in summary.groupby("method"):

