@@ -94,8 +94,7 @@ def test_presets_round_trip_through_json(name: str) -> None:
     rebuilt = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert rebuilt == config
     assert [phase.stage for phase in config.curriculum][0] == 1
-    # the regression preset trains on single tables only until relational regression lands
-    assert config.curriculum[-1].stage == (1 if name.startswith("regression") else 2)
+    assert config.curriculum[-1].stage == 2  # every preset ends on the relational prior
 
 
 def test_cpu_curriculum_grows_and_ends_at_paper_shape() -> None:
