@@ -466,7 +466,6 @@ def regression_cpu() -> TrainConfig:
     )
 
 
-MULTICLASS_MODEL = {**CPU_MODEL, "n_classes": 10}
 MULTICLASS = {"target": "multiclass"}
 
 
@@ -475,11 +474,15 @@ def cpu_multiclass() -> TrainConfig:
     episode's classes cut from the priors' numeric targets (2 classes in half of them, else
     3-10; :func:`priors.episode.finalize_multiclass_arrays`), validated on multiclass
     synthetic episodes and the binary real sets and relational tasks."""
-    base = cpu()
+    return _multiclass(cpu(), "cpu_multiclass")
+
+
+def _multiclass(base: TrainConfig, name: str) -> TrainConfig:
+    """``base`` with 10 native classes, every phase on the multiclass prior."""
     return dataclasses.replace(
         base,
-        name="cpu_multiclass",
-        model=MULTICLASS_MODEL,
+        name=name,
+        model={**base.model, "n_classes": 10},
         curriculum=tuple(dataclasses.replace(phase, prior_kwargs={**phase.prior_kwargs,
                                                                   **MULTICLASS})
                          for phase in base.curriculum),
@@ -487,8 +490,14 @@ def cpu_multiclass() -> TrainConfig:
     )
 
 
+def gpu_multiclass() -> TrainConfig:
+    """:func:`gpu` for a native classifier of up to 10 classes (see :func:`cpu_multiclass`);
+    ``bash training/gpu_run.sh --config gpu_multiclass``."""
+    return _multiclass(gpu(), "gpu_multiclass")
+
+
 PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu,
-           "cpu_multiclass": cpu_multiclass}
+           "cpu_multiclass": cpu_multiclass, "gpu_multiclass": gpu_multiclass}
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 # One call on a GPU machine: train the `gpu` config (bf16) for a wall budget, resumable, with
 # the state and the best validated weights (our checkpoint format + sidecar) in $OUT.
 #
-#   bash training/gpu_run.sh [--minutes M] [--resume-from DIR]   # on the GPU machine
+#   bash training/gpu_run.sh [--minutes M] [--resume-from DIR] [--config gpu_multiclass]
 #   bash training/gpu_run.sh --smoke                              # the same path on CPU, ~1 min
 #
 # $OUT (default runs/gpu-run) receives the run folder's files directly (at most 8 files:
@@ -22,7 +22,9 @@ while [ $# -gt 0 ]; do
     --smoke) smoke=1 ;;
     --minutes) minutes="$2"; shift ;;
     --resume-from) resume_from="$2"; shift ;;
-    *) echo "gpu_run.sh: unknown argument $1 (use --smoke, --minutes M, --resume-from DIR)" >&2
+    --config) base="$2"; shift ;;  # gpu (default) or gpu_multiclass (10 native classes)
+    *) echo "gpu_run.sh: unknown argument $1 (use --smoke, --minutes M, --resume-from DIR," \
+            "--config gpu|gpu_multiclass)" >&2
        exit 2 ;;
   esac
   shift
@@ -47,8 +49,8 @@ if [ "$smoke" = 1 ]; then
          "validation": {"every_minutes": 0.25, "relational": false}}' > "$overrides"
 else
   "$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA GPU here'"
-  echo '{"base": "gpu", "name": "gpu-run", "ckpt_every_minutes": 1.0,
-         "validation": {"every_minutes": 1.0}}' > "$overrides"
+  echo "{\"base\": \"$base\", \"name\": \"$base-run\", \"ckpt_every_minutes\": 1.0,
+         \"validation\": {\"every_minutes\": 1.0}}" > "$overrides"
 fi
 "$python" -m training --config "$overrides" --out "$out" --resume --max-minutes "$minutes" --quiet
 rm -f "$overrides"
