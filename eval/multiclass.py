@@ -48,6 +48,7 @@ from eval.baselines import Method, build_methods, estimators_arg
 from eval.regression import markdown_table
 from eval.single_table import check_not_reserved, downsample, rdataset_rows, sklearn_dataset
 from eval.tasks import stable_seed
+from priors.episode import MAX_CLASSES  # the most classes a set may keep: the native model's
 from rdbpfn.atomic import atomic_write_text
 from rdbpfn.encoding import encode_frame
 
@@ -56,8 +57,6 @@ TRAIN_FRACTION = 0.7
 N_REPEATS = 5
 MIN_CLASS_ROWS = 10
 """Classes with fewer rows (after downsampling) are dropped, rows and all."""
-MAX_CLASSES = 10
-"""The most classes a set may keep: the native multiclass checkpoint has 10 outputs."""
 MEMBERS_OF_RDBPFN_4 = 4
 
 Loader = Callable[[], tuple[pd.DataFrame, np.ndarray]]

@@ -75,6 +75,17 @@ def _checked_shape(x: np.ndarray, y: np.ndarray, rows: int, columns: int, min_ro
     return n_context
 
 
+def _draw_rows(x: np.ndarray, y: np.ndarray, rows: int, columns: int, min_rows: int,
+               rng: np.random.Generator, n_context: int | None
+               ) -> tuple[int, np.ndarray] | None:
+    """The shape checks, then ``(n_context, the episode's rows of x in random order)``, or
+    ``None`` when the table has fewer than ``rows`` rows."""
+    n_context = _checked_shape(x, y, rows, columns, min_rows, rng, n_context)
+    if x.shape[0] < rows:
+        return None
+    return n_context, rng.permutation(x.shape[0])[:rows]
+
+
 def finalize_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -85,11 +96,10 @@ def finalize_arrays(
 ) -> tuple[np.ndarray, np.ndarray, int] | None:
     """Numpy core of :func:`finalize`: returns ``(X (rows, columns) float32, y (rows,) int64,
     n_context)`` or ``None`` when the table cannot make a valid episode."""
-    n_context = _checked_shape(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
-    n = x.shape[0]
-    if n < rows:
+    drawn = _draw_rows(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
+    if drawn is None:
         return None
-    order = rng.permutation(n)[:rows]
+    n_context, order = drawn
     y = np.asarray(y)[order]
     classes = np.unique(y)
     if len(classes) != 2:
@@ -148,10 +158,10 @@ def finalize_multiclass_arrays(
     """
     if max_classes < 2:
         raise ValueError(f"max_classes={max_classes}; a class target needs >= 2 classes")
-    n_context = _checked_shape(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
-    if x.shape[0] < rows:
+    drawn = _draw_rows(x, y, rows, columns, 2 * MIN_ROWS_PER_CLASS, rng, n_context)
+    if drawn is None:
         return None
-    order = rng.permutation(x.shape[0])[:rows]
+    n_context, order = drawn
     target = np.asarray(y, dtype=np.float64)[order]
     if not np.isfinite(target).all():
         return None
@@ -192,10 +202,10 @@ def finalize_regression_arrays(
     float32, n_context)``, the target's sign flipped with probability 1/2, or ``None`` when
     the table has fewer than ``rows`` rows, a non-finite target, or a target constant over
     the context (nothing to learn from it)."""
-    n_context = _checked_shape(x, y, rows, columns, 2, rng, n_context)
-    if x.shape[0] < rows:
+    drawn = _draw_rows(x, y, rows, columns, 2, rng, n_context)
+    if drawn is None:
         return None
-    order = rng.permutation(x.shape[0])[:rows]
+    n_context, order = drawn
     target = np.asarray(y, dtype=np.float64)[order]
     if not np.isfinite(target).all() or np.ptp(target[:n_context]) == 0:
         return None

@@ -264,6 +264,8 @@ def fit_from_history(
 INTERVAL = (0.05, 0.95)
 """The predictive interval (90%) that a numeric prediction reports and a backtest checks
 the coverage of."""
+SUMMARY_LEVELS = (INTERVAL[0], 0.5, INTERVAL[1])
+"""The quantiles a numeric prediction reports: the interval's ends and the median."""
 
 
 def predict(
@@ -322,7 +324,7 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
         features = estimator.transform(targets)
         mean, std = estimator.regressor_.predict(features, return_std=True)
         low, median, high = estimator.regressor_.predict_quantiles(
-            features, (INTERVAL[0], 0.5, INTERVAL[1])).T
+            features, SUMMARY_LEVELS).T
         out = pd.DataFrame({query.key: targets[query.key], "prediction": mean, "std": std,
                             "median": median, "low_90": low, "high_90": high})
     else:
@@ -453,7 +455,7 @@ def backtest(
         else:
             ours = estimator.regressor_.predict(target_x)
             low, median, high = estimator.regressor_.predict_quantiles(
-                target_x, (INTERVAL[0], 0.5, INTERVAL[1])).T
+                target_x, SUMMARY_LEVELS).T
             trees = tree.predict(test)
             row["mean"] = float(y.mean())
             for metric, score in (("mae", mean_absolute_error), ("r2", r2_score)):
