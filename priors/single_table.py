@@ -453,9 +453,13 @@ def _binarize_label(value: np.ndarray, recipe: TableRecipe, rng: np.random.Gener
 
 
 TARGETS = ("binary", "continuous")
+"""What :func:`sample_table` reads off the label node: a class (thresholded) or a number."""
 READABLE_TARGET_SHARE = 0.5
 """Share of "continuous" tables whose target is computed from observed columns only."""
-"""What :func:`sample_table` reads off the label node: a class (thresholded) or a number."""
+CENSORED_SHARE = 0.25
+"""Share of "continuous" tables whose target has a point mass at its lowest value."""
+CENSORED_ROWS = (0.3, 0.95)
+"""Range of the share of rows in that point mass (uniform)."""
 
 
 def _readable_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -471,10 +475,15 @@ def _readable_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _continuous_label(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The label node as a number: standardised and clipped to +-4 (a heavy-tailed node
     would otherwise make one row the whole target), plus noise (0.01-0.5 sd, log-uniform),
-    through a random monotone shape (identity 55%; exp-skewed amounts 20%; counts 15%;
-    integer scores 10%), then a random scale (1e-2..1e4) and shift. -> float64 (n,)."""
+    censored from below in :data:`CENSORED_SHARE` of the tables (every row under a random
+    quantile in :data:`CENSORED_ROWS` takes that quantile's value: a point mass, like the
+    zeros of a count whose entities mostly did nothing), through a random monotone shape
+    (identity 55%; exp-skewed amounts 20%; counts 15%; integer scores 10%), then a random
+    scale (1e-2..1e4) and shift. -> float64 (n,)."""
     y = np.clip(_standardize(value[:, None].astype(np.float64))[:, 0], -4.0, 4.0)
     y = y + rng.normal(0.0, _log_uniform(rng, (0.01, 0.5)), len(y))
+    if rng.random() < CENSORED_SHARE:  # "none" for many rows: spend, visits, games next season
+        y = np.maximum(y, np.quantile(y, rng.uniform(*CENSORED_ROWS)))
     shape = rng.random()
     if shape < 0.20:
         y = np.exp(y * rng.uniform(0.3, 1.0))

@@ -52,9 +52,53 @@ RARE_SHARE = 0.5
 """A yes/no context holds the rarer answer as often as the history allows, up to this share
 of its rows (case-control sampling; the probabilities are then calibrated to the history's
 rate, see :class:`Calibration`)."""
+ADDITIVE = ("count", "sum")
+"""Aggregations whose numeric queries are predicted, by default, as the change from the
+same aggregation over the last window of the query's length (0 for an entity without
+rows there)."""
 MIN_CALIBRATION_ROWS = 10
 """Held-out rows of each answer needed to fit the calibration; with fewer, the odds are
 only corrected for the context's answer rate."""
+
+
+def _last_window(query: Query, db: Database, at: pd.Timestamp, entities: pd.Series,
+               fill: float) -> np.ndarray:
+    """The obvious guess from the last window of the query's length up to ``at``: the
+    number of child rows (a yes/no query's score), or the query's own aggregation there (a
+    number: "same as the last window"; ``fill`` where it is undefined)."""
+    length = query.end - query.start
+    binary = query.task == "binary"
+    recent = Query.build(aggregation="count" if binary else query.aggregation,
+                         table=query.table, column="*" if binary else query.column, start=0,
+                         end=length, unit=query.unit, entity=query.entity, key=query.key)
+    with warnings.catch_warnings():  # undefined AVG/MIN/MAX windows are filled below
+        warnings.simplefilter("ignore", UserWarning)
+        values = recent.labels(db, [at - duration(length, query.unit)])
+    by_entity = dict(zip(values[query.key], values["label"], strict=True))
+    default = 0.0 if binary or query.aggregation in ("count", "sum") else fill
+    return entities.map(by_entity).fillna(default).to_numpy(dtype=np.float64)
+
+
+
+def _last_windows(query: Query, db: Database, rows: pd.DataFrame) -> np.ndarray:
+    """:func:`_last_window` of every ``[key, cutoff_time]`` row at its own cutoff: (n,)."""
+    out = np.empty(len(rows))
+    for cutoff, group in rows.groupby(CUTOFF_COLUMN, sort=False):
+        out[rows.index.get_indexer(group.index)] = _last_window(query, db, cutoff,
+                                                                group[query.key], 0.0)
+    return out
+
+
+def _relative(query: Query, relative: bool | None) -> bool:
+    """Whether a forecast predicts the change from the last window (see :func:`predict`)."""
+    additive = query.task != "binary" and query.aggregation in ADDITIVE
+    if relative is None:
+        return additive
+    if relative and not additive:
+        raise ValueError(
+            f"relative=True needs a numeric COUNT or SUM query, whose last window is 0 for "
+            f"an entity without rows; {query} is not one. Pass relative=False.")
+    return bool(relative)
 
 
 @dataclass
@@ -69,6 +113,20 @@ class Forecast:
     notes: list[str] = field(default_factory=list)
     calibration: Calibration | None = None  # yes/no queries: context -> history rate
     positive_rate: float | None = None  # yes/no queries: the history's rate (the pool's)
+    relative: bool = False  # numbers: the model predicts the change from the last window
+
+    def numbers(self, features: pd.DataFrame, keys: pd.Series) -> dict[str, np.ndarray]:
+        """A numeric query's answer for rows of the selected features whose entities are
+        ``keys``, at ``self.at``: ``prediction`` (the predictive mean), ``std``, ``median``,
+        ``low_90`` and ``high_90``, each (n,) float64. A relative forecast adds each
+        entity's last-window value to the predicted change (the spread is the change's)."""
+        regressor = self.estimator.regressor_
+        mean, std = regressor.predict(features, return_std=True)
+        low, median, high = regressor.predict_quantiles(features, SUMMARY_LEVELS).T
+        offset = (_last_window(self.query, self.estimator.database, self.at, keys, 0.0)
+                  if self.relative else 0.0)
+        return {"prediction": mean + offset, "std": std, "median": median + offset,
+                "low_90": low + offset, "high_90": high + offset}
 
     def probability(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of "yes" for rows of the selected features (what
@@ -82,7 +140,9 @@ class Forecast:
         first, last = min(self.anchors), max(self.anchors)
         summary = (f"{labels.mean():.1%} positive (history: {self.positive_rate:.1%}; "
                    f"{self.calibration})" if self.query.task == "binary"
-                   else f"label mean {labels.mean():.4g}, median {labels.median():.4g}")
+                   else f"label mean {labels.mean():.4g}, median {labels.median():.4g}"
+                   + ("; the model predicts the change from the last window"
+                      if self.relative else ""))
         return (
             f"context: {len(self.context):,} labelled (entity, anchor) rows from "
             f"{len(self.anchors)} anchor times {first.date()} .. {last.date()} "
@@ -209,6 +269,7 @@ def fit_from_history(
     n_anchors: int | None = None,
     anchor_step: Any = None,
     context_rows: int = CONTEXT_ROWS,
+    relative: bool | None = None,
     random_state: int = 0,
     verbose: bool = False,
     **classifier_options: Any,
@@ -243,12 +304,16 @@ def fit_from_history(
         context, held_out = _balanced_sample(pool, context_rows, rng)
     else:
         context, held_out = _sample(pool, context_rows, rng), None
+    relative = _relative(query, relative)
+    targets = context["label"].to_numpy()
+    if relative:  # the change from each row's last window before its anchor
+        targets = targets - _last_windows(query, db, context)
     kind = RelationalClassifier if binary else RelationalRegressor
     estimator = kind(
         database=db, entity_table=query.entity, random_state=random_state, verbose=verbose,
         **classifier_options,
-    ).fit(context[[query.key, CUTOFF_COLUMN]], context["label"].to_numpy())
-    forecast = Forecast(query, at, used, context, estimator)
+    ).fit(context[[query.key, CUTOFF_COLUMN]], targets)
+    forecast = Forecast(query, at, used, context, estimator, relative=relative)
     if held_out is not None:
         history_rate = float(pool["label"].mean())
         forecast.positive_rate = history_rate
@@ -276,6 +341,7 @@ def predict(
     n_anchors: int | None = None,
     anchor_step: Any = None,
     context_rows: int = CONTEXT_ROWS,
+    relative: bool | None = None,
     random_state: int = 0,
     verbose: bool = True,
     **classifier_options: Any,
@@ -295,6 +361,11 @@ def predict(
             in up to half of them (:data:`RARE_SHARE`), with up to as many other history
             rows held out to calibrate the probabilities to the history's rate
             (:class:`Calibration`); for a number, a uniform sample of the history.
+        relative: for a numeric COUNT or SUM query (the default there, ``None``), the model
+            learns and predicts the change from the same aggregation over the last window
+            of the query's length, which is then added back: most entities repeat their
+            last window (often 0), and a change of 0 is what the model learns best.
+            ``False`` predicts the number itself (the only choice for AVG, MIN and MAX).
         random_state: seed of the sample and of the classifier's ensemble.
         verbose: print the context used and show progress.
         classifier_options: passed to :class:`~rdbpfn.relational.RelationalClassifier`
@@ -313,7 +384,7 @@ def predict(
     """
     forecast = fit_from_history(
         db, query, at, n_anchors=n_anchors, anchor_step=anchor_step, context_rows=context_rows,
-        random_state=random_state, verbose=verbose, **classifier_options)
+        relative=relative, random_state=random_state, verbose=verbose, **classifier_options)
     return _predict(forecast)
 
 
@@ -321,12 +392,8 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
     query, estimator = forecast.query, forecast.estimator
     targets = query.entities(estimator.database, [forecast.at])
     if isinstance(estimator, RelationalRegressor):
-        features = estimator.transform(targets)
-        mean, std = estimator.regressor_.predict(features, return_std=True)
-        low, median, high = estimator.regressor_.predict_quantiles(
-            features, SUMMARY_LEVELS).T
-        out = pd.DataFrame({query.key: targets[query.key], "prediction": mean, "std": std,
-                            "median": median, "low_90": low, "high_90": high})
+        numbers = forecast.numbers(estimator.transform(targets), targets[query.key])
+        out = pd.DataFrame({query.key: targets[query.key], **numbers})
     else:
         probability = forecast.probability(estimator.transform(targets))
         out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
@@ -337,24 +404,6 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ backtest
-
-
-def _heuristic(query: Query, db: Database, at: pd.Timestamp, entities: pd.Series,
-               fill: float) -> np.ndarray:
-    """The obvious guess from the last window of the query's length before ``at``: the
-    number of child rows (a yes/no query's score), or the query's own aggregation there (a
-    number: "same as the last window"; ``fill`` where it is undefined)."""
-    length = query.end - query.start
-    binary = query.task == "binary"
-    recent = Query.build(aggregation="count" if binary else query.aggregation,
-                         table=query.table, column="*" if binary else query.column, start=0,
-                         end=length, unit=query.unit, entity=query.entity, key=query.key)
-    with warnings.catch_warnings():  # undefined AVG/MIN/MAX windows are filled below
-        warnings.simplefilter("ignore", UserWarning)
-        values = recent.labels(db, [at - duration(length, query.unit)])
-    by_entity = dict(zip(values[query.key], values["label"], strict=True))
-    default = 0.0 if binary or query.aggregation in ("count", "sum") else fill
-    return entities.map(by_entity).fillna(default).to_numpy(dtype=np.float64)
 
 
 def _tree_model(random_state: int, binary: bool = True) -> tuple[str, Any]:
@@ -434,13 +483,17 @@ def backtest(
         estimator = forecast.estimator
         # the targets' DFS features once, for RDB-PFN and the tree model alike
         target_x = estimator.transform(truth[[query.key, CUTOFF_COLUMN]])
-        guess = _heuristic(query, db, time, truth[query.key],
-                           float(forecast.context["label"].mean()))
+        guess = _last_window(query, db, time, truth[query.key],
+                             float(forecast.context["label"].mean()))
         name, tree = _tree_model(random_state, binary)
         encoder = TableEncoder()
-        context_x = estimator.transform(forecast.context[[query.key, CUTOFF_COLUMN]])
+        context = forecast.context[[query.key, CUTOFF_COLUMN]]
+        context_x = estimator.transform(context)
         train = encoder.fit(context_x).encode(context_x)
-        tree.fit(np.where(np.isfinite(train), train, np.nan), forecast.context["label"])
+        # the tree learns what RDB-PFN learns: the label, or its change from the last window
+        tree_target = forecast.context["label"].to_numpy() - (
+            _last_windows(query, db, context) if forecast.relative else 0.0)
+        tree.fit(np.where(np.isfinite(train), train, np.nan), tree_target)
         test = np.where(np.isfinite(test := encoder.encode(target_x)), test, np.nan)
         importance = getattr(tree, "feature_importances_", None)
         if importance is not None:
@@ -453,10 +506,10 @@ def backtest(
             row.update({"positive_rate": float(y.mean()), "rdbpfn_auc": _auc(y, ours),
                         "heuristic_auc": _auc(y, guess), f"{name}_auc": _auc(y, trees)})
         else:
-            ours = estimator.regressor_.predict(target_x)
-            low, median, high = estimator.regressor_.predict_quantiles(
-                target_x, SUMMARY_LEVELS).T
-            trees = tree.predict(test)
+            numbers = forecast.numbers(target_x, truth[query.key])
+            ours, median = numbers["prediction"], numbers["median"]
+            low, high = numbers["low_90"], numbers["high_90"]
+            trees = tree.predict(test) + (guess if forecast.relative else 0.0)
             row["mean"] = float(y.mean())
             for metric, score in (("mae", mean_absolute_error), ("r2", r2_score)):
                 row.update({f"rdbpfn_{metric}": float(score(y, ours)),

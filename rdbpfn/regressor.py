@@ -28,7 +28,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from rdbpfn.in_context import InContextEstimator, Member
 
-__all__ = ["RDBPFNRegressor"]
+__all__ = ["ATOM_WIDTH", "RDBPFNRegressor"]
+
+ATOM_WIDTH = 1e-9
+"""Width, relative to ``1 + |value|`` in standardised units, of the interval that carries
+an atom's mass (see :meth:`RDBPFNRegressor._member_grid`): narrow enough to read as the
+value itself, wide enough that the cumulative distribution stays piecewise linear."""
 
 
 class RDBPFNRegressor(RegressorMixin, InContextEstimator):
@@ -114,20 +119,51 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
 
     # ---- the predictive distribution ----------------------------------------------------
     def _member_grid(self, member: Member) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A member's bin borders, centers and widths in the fitted standardised units (its
-        context rows were re-standardised on their own, see :meth:`_member_targets`)."""
+        """A member's bins in the fitted standardised units (its context rows were
+        re-standardised on their own, see :meth:`_member_targets`): borders (b + 1,), and
+        for every bin the model bin whose mass it carries (b,) and whether it carries it
+        (b,). A model bin whose context targets are all one value (at least two rows, e.g.
+        the zeros of a count) is an *atom*: its mass sits on that value, not spread over
+        the bin (an interval of width ``ATOM_WIDTH`` there), so that a median or a mean can
+        be exactly 0 when the context says so."""
         bars = self.model_.bar_distribution()
         rows = slice(None) if member.rows is None else member.rows
         targets = self.context_labels_[rows].astype(np.float64)
         mean, scale = float(targets.mean()), max(float(targets.std()), 1e-12)
         borders = bars.borders.double().numpy() * scale + mean
-        return borders, (borders[:-1] + borders[1:]) / 2, np.diff(borders)
+        n_bins = len(borders) - 1
+        which = np.clip(np.searchsorted(borders, targets, side="right") - 1, 0, n_bins - 1)
+        low = np.full(n_bins, np.inf)
+        high = np.full(n_bins, -np.inf)
+        np.minimum.at(low, which, targets)
+        np.maximum.at(high, which, targets)
+        count = np.bincount(which, minlength=n_bins)
+        atoms = (count >= 2) & (low == high)
+        edges, source, carries = [], [], []
+        for index in range(n_bins):
+            left, right = borders[index], borders[index + 1]
+            if not atoms[index]:
+                edges.append(left), source.append(index), carries.append(True)
+                continue
+            half = ATOM_WIDTH * (1.0 + abs(low[index])) / 2
+            start, stop = max(low[index] - half, left), min(low[index] + half, right)
+            for piece_left, piece_right, mass in ((left, start, False), (start, stop, True),
+                                                  (stop, right, False)):
+                if piece_right > piece_left:
+                    edges.append(piece_left), source.append(index), carries.append(mass)
+        edges.append(borders[-1])
+        return np.asarray(edges), np.asarray(source), np.asarray(carries)
 
-    def _member_bins(self, logits: torch.Tensor, member: Member) -> np.ndarray:
-        """(1, q, bins) logits -> (q, bins) probabilities over the member's bins, mirrored
-        back for a flipped member (the bins are symmetric around 0)."""
+    def _member_bins(self, logits: torch.Tensor, member: Member,
+                     grid: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """(1, q, bins) logits -> (q, b) probabilities over the member's bins (see
+        :meth:`_member_grid`), mirrored back for a flipped member (the model's bins are
+        symmetric around 0)."""
         probabilities = logits[0].double().softmax(dim=-1).cpu().numpy()
-        return probabilities[:, ::-1] if member.shift else probabilities
+        if member.shift:
+            probabilities = probabilities[:, ::-1]
+        _, source, carries = grid
+        return probabilities[:, source] * carries
 
     def _to_units(self, values: np.ndarray) -> np.ndarray:
         return values * self.target_scale_ + self.target_mean_
@@ -139,8 +175,9 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         check_is_fitted(self)
 
         def moments(logits: torch.Tensor, member: Member) -> np.ndarray:
-            _, centers, widths = self._member_grid(member)
-            p = self._member_bins(logits, member)
+            grid = self._member_grid(member)
+            centers, widths = (grid[0][:-1] + grid[0][1:]) / 2, np.diff(grid[0])
+            p = self._member_bins(logits, member, grid)
             return np.stack([p @ centers, p @ (centers**2 + widths**2 / 12)], axis=1)
 
         first, second = self._accumulate(X, 2, moments).T
@@ -155,13 +192,14 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         between grid points, 0 at the first and 1 at the last (the members' mixture, on the
         union of their bin borders)."""
         check_is_fitted(self)
-        grids = {id(member): self._member_grid(member)[0] for member in self.members_}
-        grid = np.unique(np.concatenate(list(grids.values())))
+        grids = {id(member): self._member_grid(member) for member in self.members_}
+        grid = np.unique(np.concatenate([bins[0] for bins in grids.values()]))
 
         def cdf(logits: torch.Tensor, member: Member) -> np.ndarray:
-            borders = grids[id(member)]
-            mass = np.concatenate([np.zeros((logits.shape[1], 1)),
-                                   np.cumsum(self._member_bins(logits, member), axis=1)], axis=1)
+            bins = grids[id(member)]
+            borders = bins[0]
+            mass = np.concatenate([np.zeros((logits.shape[1], 1)), np.cumsum(
+                self._member_bins(logits, member, bins), axis=1)], axis=1)
             # each grid point's place among this member's borders (same for every row)
             right = np.clip(np.searchsorted(borders, grid, side="right"), 1, len(borders) - 1)
             weight = np.clip((grid - borders[right - 1]) / (borders[right] - borders[right - 1]),
@@ -185,8 +223,9 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
             raise ValueError(f"quantiles={list(quantiles)}; pass levels in (0, 1).")
 
         def member_quantiles(logits: torch.Tensor, member: Member) -> np.ndarray:
-            borders = self._member_grid(member)[0]
-            p = self._member_bins(logits, member)  # (q, bins)
+            bins = self._member_grid(member)
+            borders = bins[0]
+            p = self._member_bins(logits, member, bins)  # (q, bins)
             mass = np.cumsum(p, axis=1)  # mass up to each bin's right border
             rows = np.arange(len(p))
             out = np.empty((len(p), len(levels)))

@@ -177,8 +177,11 @@ class TrainConfig:
     """A complete, JSON-serialisable description of a training run.
 
     ``model`` is the keyword dict of ``rdbpfn.model.ModelConfig`` (stored in every
-    checkpoint). ``threads`` = 0 means all cores. ``num_workers`` DataLoader processes
-    generate episodes beside the training step. ``device`` "auto" picks CUDA when present.
+    checkpoint). ``init`` names a checkpoint whose weights start the run instead of a
+    random initialisation (a fine-tune; its model config must equal ``model``; resuming
+    reads the run's own state instead). ``threads`` = 0 means all cores. ``num_workers``
+    DataLoader processes generate episodes beside the training step. ``device`` "auto"
+    picks CUDA when present.
     """
 
     name: str
@@ -196,6 +199,7 @@ class TrainConfig:
     ckpt_every_minutes: float = 10.0
     progress_bar: bool = True
     rank_digests: bool = False
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if not self.curriculum:
@@ -466,6 +470,22 @@ def regression_cpu() -> TrainConfig:
     )
 
 
+def regression_atoms() -> TrainConfig:
+    """A fine-tune of the shipped regression weights (``checkpoints/rdbpfn-regression.pt``,
+    step 2,600 of :func:`regression_cpu`) on the single-table prior whose numeric targets
+    now include point masses (``priors.single_table.CENSORED_SHARE``: most rows at one
+    value, as the zeros of "games next season"), at half the learning rate."""
+    return dataclasses.replace(
+        regression_cpu(),
+        name="regression_atoms",
+        init="checkpoints/rdbpfn-regression.pt",
+        curriculum=(
+            Phase("ra-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+                  steps=1200, lr_scale=0.5, prior_kwargs=CONTINUOUS),
+        ),
+    )
+
+
 MULTICLASS = {"target": "multiclass"}
 
 
@@ -497,6 +517,7 @@ def gpu_multiclass() -> TrainConfig:
 
 
 PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu,
+           "regression_atoms": regression_atoms,
            "cpu_multiclass": cpu_multiclass, "gpu_multiclass": gpu_multiclass}
 
 

@@ -35,7 +35,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from tqdm import tqdm
 from priors import EpisodeDataset
 from rdbpfn.atomic import atomic_write_json, atomic_write_text
 from rdbpfn.bar_distribution import target_scale
-from rdbpfn.checkpoint import save_checkpoint
+from rdbpfn.checkpoint import load_checkpoint, save_checkpoint
 from rdbpfn.model import RDBPFN, ModelConfig
 from training.config import TrainConfig, resume_compatible
 from training.plot import plot_log
@@ -208,9 +208,22 @@ def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    """``RDBPFN(ModelConfig(**config.model))`` initialised from ``config.seed``."""
+    """``RDBPFN(ModelConfig(**config.model))`` initialised from ``config.seed``, or with the
+    weights of the checkpoint ``config.init``.
+
+    Raises:
+        ValueError: ``config.init`` holds a model of another configuration.
+    """
     torch.manual_seed(config.seed)
-    return RDBPFN(ModelConfig(**config.model))
+    model = RDBPFN(ModelConfig(**config.model))
+    if config.init is not None:
+        start = load_checkpoint(config.init, task=model.config.task)
+        if start.config != model.config:
+            raise ValueError(
+                f"init={config.init} holds a model configured {asdict(start.config)}, not the "
+                f"run's {config.model}; fine-tune from a checkpoint of the same configuration.")
+        model.load_state_dict(start.model.state_dict())
+    return model
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -73,6 +73,30 @@ def test_distribution_is_consistent_with_mean_std_and_quantiles() -> None:
     assert grid[0] < y.min() and grid[-1] > y.max()
 
 
+def test_a_point_mass_in_the_context_is_a_point_mass_in_the_prediction() -> None:
+    """Most targets 0 (a count of rows in a window): the model bin that holds the zeros
+    puts its mass on 0 itself, so a quantile whose level falls in that mass is 0 exactly,
+    not a point somewhere in the bin."""
+    X, y = _data()
+    y = np.where(y > np.quantile(y, 0.7), np.round(y - 100.0, 1), 0.0)
+    model = RDBPFNRegressor(n_estimators=1).fit(X[:60], y[:60])
+    grid, cdf = model.predict_distribution(X[60:])
+    # the point mass: the narrowest step of the grid, at 0 (to float32 precision of the
+    # standardised targets)
+    at = int(np.argmin(np.diff(grid)))
+    assert abs(grid[at]) < 1e-6 and grid[at + 1] - grid[at] < 1e-6
+    below, above = cdf[:, at], cdf[:, at + 1]
+    assert (above - below > 0.01).all()
+    levels = (below + above) / 2
+    for row in range(len(levels)):  # each row's own level inside the jump at 0
+        single = copy.deepcopy(model)
+        got = single.predict_quantiles(X[60 + row: 61 + row], [levels[row]])[0, 0]
+        assert abs(got) < 1e-6
+    # without repeated values (the other tests' targets) no bin is a point mass
+    plain = RDBPFNRegressor(n_estimators=1).fit(*_data())
+    assert np.diff(plain.predict_distribution(X[60:])[0]).min() > 1e-3
+
+
 def _mixture_quantile(grid: np.ndarray, cdf: np.ndarray, level: float) -> np.ndarray:
     return np.array([np.interp(level, row, grid) for row in cdf])
 

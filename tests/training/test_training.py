@@ -6,6 +6,7 @@ seconds; exact-resume tests compare weights and optimizer state bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -30,7 +31,7 @@ from training.config import (
     load_config,
     resume_compatible,
 )
-from training.loop import _leave_stop_signals_to_the_trainer, _Runner, train
+from training.loop import _leave_stop_signals_to_the_trainer, _Runner, build_model, train
 from training.state import load_train_state
 from training.validation import (
     Validator,
@@ -94,7 +95,8 @@ def test_presets_round_trip_through_json(name: str) -> None:
     rebuilt = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert rebuilt == config
     assert [phase.stage for phase in config.curriculum][0] == 1
-    assert config.curriculum[-1].stage == 2  # every preset ends on the relational prior
+    if config.init is None:  # every preset from scratch ends on the relational prior
+        assert config.curriculum[-1].stage == 2
 
 
 def test_cpu_curriculum_grows_and_ends_at_paper_shape() -> None:
@@ -490,6 +492,25 @@ def test_a_regression_run_trains_validates_and_resumes_bit_identically(tmp_path:
     assert_same_training(tmp_path / "straight", tmp_path / "resumed")
     weights = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
     assert weights["config"]["task"] == "regression"
+
+
+def test_a_run_can_start_from_a_checkpoint_of_the_same_model(tmp_path: Path) -> None:
+    """``init``: the first step starts from the checkpoint's weights (a fine-tune); a
+    checkpoint of another configuration is refused before any step."""
+    config = config_from_mapping(TINY_REGRESSION)
+    first = train(config, tmp_path / "first", resume=False)
+    assert first.finished
+    start = tmp_path / "first" / "best.pt"
+    tuned = dataclasses.replace(config, init=str(start))
+    model = build_model(tuned)
+    stored = torch.load(start, weights_only=True)["state_dict"]
+    assert tensors_equal(model.state_dict(), stored)
+    assert not tensors_equal(build_model(config).state_dict(), stored)
+    assert train(tuned, tmp_path / "tuned", resume=False).finished
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init"] == str(start)
+    other = dataclasses.replace(tuned, model={**tuned.model, "d_model": 32})
+    with pytest.raises(ValueError, match="same configuration"):
+        build_model(other)
 
 
 def test_regression_validation_r2_matches_a_hand_computation() -> None:
