@@ -52,6 +52,9 @@ RARE_SHARE = 0.5
 """A yes/no context holds the rarer answer as often as the history allows, up to this share
 of its rows (case-control sampling; the probabilities are then calibrated to the history's
 rate, see :class:`Calibration`)."""
+MIN_SEGMENT_ROWS = 32
+"""A relative numeric forecast fits one model on the history's rows with activity in their
+last window and one on the idle rows when each holds at least this many rows."""
 ADDITIVE = ("count", "sum")
 """Aggregations whose numeric queries are predicted, by default, as the change from the
 same aggregation over the last window of the query's length (0 for an entity without
@@ -103,30 +106,47 @@ def _relative(query: Query, relative: bool | None) -> bool:
 
 @dataclass
 class Forecast:
-    """What :func:`predict` used: the fitted estimator and its context."""
+    """What :func:`predict` used: the fitted estimator(s) and their context."""
 
     query: Query
     at: pd.Timestamp
     anchors: list[pd.Timestamp]
-    context: pd.DataFrame  # [key, cutoff_time, label]: the labelled rows the model saw
+    # [key, cutoff_time, label] (relative numbers: and last_window): the rows the model saw
+    context: pd.DataFrame
+    # every row; a segmented numeric forecast: the rows with activity in their last window
     estimator: RelationalClassifier | RelationalRegressor
     notes: list[str] = field(default_factory=list)
     calibration: Calibration | None = None  # yes/no queries: context -> history rate
     positive_rate: float | None = None  # yes/no queries: the history's rate (the pool's)
     relative: bool = False  # numbers: the model predicts the change from the last window
+    idle: RelationalRegressor | None = None  # segmented: rows whose last window is 0
 
-    def numbers(self, features: pd.DataFrame, keys: pd.Series) -> dict[str, np.ndarray]:
-        """A numeric query's answer for rows of the selected features whose entities are
-        ``keys``, at ``self.at``: ``prediction`` (the predictive mean), ``std``, ``median``,
-        ``low_90`` and ``high_90``, each (n,) float64. A relative forecast adds each
-        entity's last-window value to the predicted change (the spread is the change's)."""
-        regressor = self.estimator.regressor_
-        mean, std = regressor.predict(features, return_std=True)
-        low, median, high = regressor.predict_quantiles(features, SUMMARY_LEVELS).T
-        offset = (_last_window(self.query, self.estimator.database, self.at, keys, 0.0)
-                  if self.relative else 0.0)
-        return {"prediction": mean + offset, "std": std, "median": median + offset,
-                "low_90": low + offset, "high_90": high + offset}
+    def parts(self, last_window: np.ndarray) -> list[tuple[RelationalRegressor, np.ndarray]]:
+        """(estimator, rows it answers) for rows with these last-window values."""
+        if self.idle is None:
+            return [(self.estimator, np.ones(len(last_window), dtype=bool))]
+        return [(self.estimator, last_window != 0), (self.idle, last_window == 0)]
+
+    def numbers(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        """A numeric query's answer for ``[key, cutoff_time]`` rows: ``prediction`` (the
+        predictive mean), ``std``, ``median``, ``low_90`` and ``high_90``, each (n,)
+        float64. A relative forecast adds each row's last-window value to the predicted
+        change (the spread is the change's); a segmented one answers the rows idle in
+        their last window with the estimator fitted on idle rows."""
+        last = (_last_windows(self.query, self.estimator.database, rows) if self.relative
+                else np.zeros(len(rows)))
+        out = {name: np.full(len(rows), np.nan) for name in NUMBER_COLUMNS}
+        for estimator, mask in self.parts(last):
+            if not mask.any():
+                continue
+            features = estimator.transform(rows[mask])
+            mean, std = estimator.regressor_.predict(features, return_std=True)
+            low, median, high = estimator.regressor_.predict_quantiles(
+                features, SUMMARY_LEVELS).T
+            for name, values in zip(NUMBER_COLUMNS, (mean, std, median, low, high),
+                                    strict=True):
+                out[name][mask] = values + (0.0 if name == "std" else last[mask])
+        return out
 
     def probability(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of "yes" for rows of the selected features (what
@@ -143,11 +163,17 @@ class Forecast:
                    else f"label mean {labels.mean():.4g}, median {labels.median():.4g}"
                    + ("; the model predicts the change from the last window"
                       if self.relative else ""))
+        features = f"{len(self.estimator.features_)} DFS features selected from the context rows"
+        if self.idle is not None:
+            idle = int((self.context["last_window"] == 0).sum())
+            features = (f"two contexts, {len(self.context) - idle:,} rows active in their last "
+                        f"window and {idle:,} idle, each with its own model and "
+                        f"{len(self.estimator.features_)} / {len(self.idle.features_)} DFS "
+                        "features")
         return (
             f"context: {len(self.context):,} labelled (entity, anchor) rows from "
             f"{len(self.anchors)} anchor times {first.date()} .. {last.date()} "
-            f"(label windows end by {self.at.date()}), {summary}; "
-            f"{len(self.estimator.features_)} DFS features selected from the context rows."
+            f"(label windows end by {self.at.date()}), {summary}; {features}."
         )
 
 
@@ -300,20 +326,15 @@ def fit_from_history(
             "from. Use more anchors (n_anchors=...), a later `at` or another threshold."
         )
     binary = query.task == "binary"
-    if binary:
-        context, held_out = _balanced_sample(pool, context_rows, rng)
-    else:
-        context, held_out = _sample(pool, context_rows, rng), None
-    relative = _relative(query, relative)
-    targets = context["label"].to_numpy()
-    if relative:  # the change from each row's last window before its anchor
-        targets = targets - _last_windows(query, db, context)
-    kind = RelationalClassifier if binary else RelationalRegressor
-    estimator = kind(
-        database=db, entity_table=query.entity, random_state=random_state, verbose=verbose,
-        **classifier_options,
-    ).fit(context[[query.key, CUTOFF_COLUMN]], targets)
-    forecast = Forecast(query, at, used, context, estimator, relative=relative)
+    options = {"database": db, "entity_table": query.entity, "random_state": random_state,
+               "verbose": verbose, **classifier_options}
+    if not binary:
+        return _fit_numbers(query, at, used, pool, context_rows, _relative(query, relative),
+                            rng, options, verbose)
+    context, held_out = _balanced_sample(pool, context_rows, rng)
+    estimator = RelationalClassifier(**options).fit(context[[query.key, CUTOFF_COLUMN]],
+                                                    context["label"].to_numpy())
+    forecast = Forecast(query, at, used, context, estimator)
     if held_out is not None:
         history_rate = float(pool["label"].mean())
         forecast.positive_rate = history_rate
@@ -326,11 +347,44 @@ def fit_from_history(
     return forecast
 
 
+def _fit_numbers(query: Query, at: pd.Timestamp, anchors: list[pd.Timestamp],
+                 pool: pd.DataFrame, context_rows: int, relative: bool,
+                 rng: np.random.Generator, options: dict[str, Any], verbose: bool
+                 ) -> Forecast:
+    """A numeric query's forecast: one regressor on a uniform sample of the pool, or, for a
+    relative forecast whose pool holds at least :data:`MIN_SEGMENT_ROWS` rows with and
+    without activity in their last window, one regressor per segment, each on up to
+    ``context_rows`` rows of its own."""
+    db = options["database"]
+    if relative:
+        pool = pool.assign(last_window=_last_windows(query, db, pool))
+        active = pool["last_window"].to_numpy() != 0
+    segmented = relative and min(active.sum(), (~active).sum()) >= MIN_SEGMENT_ROWS
+    segments = [pool[active], pool[~active]] if segmented else [pool]
+    contexts, estimators = [], []
+    for rows in segments:
+        context = _sample(rows, context_rows, rng)
+        targets = context["label"].to_numpy() - (
+            context["last_window"].to_numpy() if relative else 0.0)
+        estimators.append(RelationalRegressor(**options).fit(
+            context[[query.key, CUTOFF_COLUMN]], targets))
+        contexts.append(context)
+    forecast = Forecast(query, at, anchors, pd.concat(contexts, ignore_index=True),
+                        estimators[0], relative=relative,
+                        idle=estimators[1] if segmented else None)
+    if verbose:
+        print(forecast.describe(), file=sys.stderr)
+    return forecast
+
+
 INTERVAL = (0.05, 0.95)
 """The predictive interval (90%) that a numeric prediction reports and a backtest checks
 the coverage of."""
 SUMMARY_LEVELS = (INTERVAL[0], 0.5, INTERVAL[1])
 """The quantiles a numeric prediction reports: the interval's ends and the median."""
+NUMBER_COLUMNS = ("prediction", "std", "median", "low_90", "high_90")
+"""A numeric prediction's columns: the predictive mean, standard deviation, median and the
+ends of the 90% interval."""
 
 
 def predict(
@@ -365,7 +419,11 @@ def predict(
             learns and predicts the change from the same aggregation over the last window
             of the query's length, which is then added back: most entities repeat their
             last window (often 0), and a change of 0 is what the model learns best.
-            ``False`` predicts the number itself (the only choice for AVG, MIN and MAX).
+            When the history holds at least :data:`MIN_SEGMENT_ROWS` rows with and
+            without activity in their last window, each kind gets its own context of up
+            to ``context_rows`` rows and its own model (the active entities would
+            otherwise be a few dozen rows of a uniform sample). ``False`` predicts the
+            number itself (the only choice for AVG, MIN and MAX).
         random_state: seed of the sample and of the classifier's ensemble.
         verbose: print the context used and show progress.
         classifier_options: passed to :class:`~rdbpfn.relational.RelationalClassifier`
@@ -392,8 +450,8 @@ def _predict(forecast: Forecast) -> pd.DataFrame:
     query, estimator = forecast.query, forecast.estimator
     targets = query.entities(estimator.database, [forecast.at])
     if isinstance(estimator, RelationalRegressor):
-        numbers = forecast.numbers(estimator.transform(targets), targets[query.key])
-        out = pd.DataFrame({query.key: targets[query.key], **numbers})
+        out = pd.DataFrame({query.key: targets[query.key].to_numpy(),
+                            **forecast.numbers(targets)})
     else:
         probability = forecast.probability(estimator.transform(targets))
         out = pd.DataFrame({query.key: targets[query.key], "probability": probability})
@@ -419,6 +477,45 @@ def _tree_model(random_state: int, binary: bool = True) -> tuple[str, Any]:
 
         kind = HistGradientBoostingClassifier if binary else HistGradientBoostingRegressor
         return "HistGradientBoosting", kind(random_state=random_state)
+
+
+def _tree_predictions(forecast: Forecast, rows: pd.DataFrame, random_state: int
+                      ) -> tuple[str, np.ndarray, dict[str, float]]:
+    """The tree model's answers for ``[key, cutoff_time]`` rows, learnt as RDB-PFN learns:
+    on the same context rows and selected features, with the same targets (the label, or
+    its change from the last window), one tree model per estimator of a segmented forecast.
+    Returns (its name, (n,) probabilities of "yes" or numbers, feature importances of the
+    main estimator's tree)."""
+    query, context = forecast.query, forecast.context
+    binary = query.task == "binary"
+    relative = forecast.relative
+    rows_last = (_last_windows(query, forecast.estimator.database, rows) if relative
+                 else np.zeros(len(rows)))
+    context_last = context["last_window"].to_numpy() if relative else np.zeros(len(context))
+    if binary:
+        parts = [(forecast.estimator, np.ones(len(context), bool), np.ones(len(rows), bool))]
+    else:
+        parts = [(estimator, context_mask, rows_mask) for (estimator, rows_mask), (_, context_mask)
+                 in zip(forecast.parts(rows_last), forecast.parts(context_last), strict=True)]
+    out, importance = np.full(len(rows), np.nan), {}
+    name = _tree_model(random_state, binary)[0]
+    for estimator, context_mask, rows_mask in parts:
+        if not rows_mask.any():
+            continue
+        tree = _tree_model(random_state, binary)[1]
+        encoder = TableEncoder()
+        train = estimator.transform(context.loc[context_mask, [query.key, CUTOFF_COLUMN]])
+        train = encoder.fit(train).encode(train)
+        labels = context["label"].to_numpy()[context_mask] - context_last[context_mask]
+        tree.fit(np.where(np.isfinite(train), train, np.nan), labels)
+        test = encoder.encode(estimator.transform(rows[rows_mask]))
+        test = np.where(np.isfinite(test), test, np.nan)
+        out[rows_mask] = (tree.predict_proba(test)[:, -1] if binary
+                          else tree.predict(test) + rows_last[rows_mask])
+        weights = getattr(tree, "feature_importances_", None)
+        if estimator is forecast.estimator and weights is not None:
+            importance = dict(zip(estimator.features_, np.asarray(weights, float), strict=True))
+    return name, out, importance
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -480,36 +577,21 @@ def backtest(
                                     verbose=verbose, **predict_options)
         truth = query.labels(db, [time])
         y = truth["label"].to_numpy()
-        estimator = forecast.estimator
-        # the targets' DFS features once, for RDB-PFN and the tree model alike
-        target_x = estimator.transform(truth[[query.key, CUTOFF_COLUMN]])
+        target_rows = truth[[query.key, CUTOFF_COLUMN]]
         guess = _last_window(query, db, time, truth[query.key],
                              float(forecast.context["label"].mean()))
-        name, tree = _tree_model(random_state, binary)
-        encoder = TableEncoder()
-        context = forecast.context[[query.key, CUTOFF_COLUMN]]
-        context_x = estimator.transform(context)
-        train = encoder.fit(context_x).encode(context_x)
-        # the tree learns what RDB-PFN learns: the label, or its change from the last window
-        tree_target = forecast.context["label"].to_numpy() - (
-            _last_windows(query, db, context) if forecast.relative else 0.0)
-        tree.fit(np.where(np.isfinite(train), train, np.nan), tree_target)
-        test = np.where(np.isfinite(test := encoder.encode(target_x)), test, np.nan)
-        importance = getattr(tree, "feature_importances_", None)
-        if importance is not None:
-            importances[str(time.date())] = dict(zip(estimator.features_,
-                                                     np.asarray(importance, float), strict=True))
+        name, trees, importance = _tree_predictions(forecast, target_rows, random_state)
+        if importance:
+            importances[str(time.date())] = importance
         row: dict[str, Any] = {"at": str(time.date()), "n": len(y)}
         if binary:
-            ours = forecast.probability(target_x)
-            trees = tree.predict_proba(test)[:, -1]
+            ours = forecast.probability(forecast.estimator.transform(target_rows))
             row.update({"positive_rate": float(y.mean()), "rdbpfn_auc": _auc(y, ours),
                         "heuristic_auc": _auc(y, guess), f"{name}_auc": _auc(y, trees)})
         else:
-            numbers = forecast.numbers(target_x, truth[query.key])
+            numbers = forecast.numbers(target_rows)
             ours, median = numbers["prediction"], numbers["median"]
             low, high = numbers["low_90"], numbers["high_90"]
-            trees = tree.predict(test) + (guess if forecast.relative else 0.0)
             row["mean"] = float(y.mean())
             for metric, score in (("mae", mean_absolute_error), ("r2", r2_score)):
                 row.update({f"rdbpfn_{metric}": float(score(y, ours)),

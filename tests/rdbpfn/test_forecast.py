@@ -254,31 +254,39 @@ def test_a_numeric_query_predicts_a_number_and_its_spread(db: Database,
 
 def test_a_sum_query_predicts_the_change_from_the_last_window(
         db: Database, regression_weights) -> None:
-    """COUNT and SUM: the model learns label minus the same sum over the 30 days up to each
-    row's anchor (checked by hand), and the prediction adds the 30 days up to ``at`` back."""
+    """COUNT and SUM: the models learn label minus the same sum over the 30 days up to each
+    row's anchor (checked by hand), one on the rows active in that window and one on the
+    idle rows; the prediction adds the 30 days up to ``at`` back."""
     options = {"n_anchors": 2, "n_estimators": 1, "max_depth": 1,
                "model_path": regression_weights}
     relative = fit_from_history(db, SUM_QUERY, "2022-10-01", **options)
     direct = fit_from_history(db, SUM_QUERY, "2022-10-01", relative=False, **options)
-    assert relative.relative and not direct.relative
+    assert relative.relative and not direct.relative and direct.idle is None
     orders = db["orders"].df
+
+    def last_30_days(keys: pd.Series, cutoffs: pd.Series) -> np.ndarray:
+        return np.array([orders.loc[(orders["customer_id"] == key)
+                                    & (orders["at"] > cutoff - pd.Timedelta(days=30))
+                                    & (orders["at"] <= cutoff), "amount"].sum()
+                         for key, cutoff in zip(keys, cutoffs, strict=True)])
+
     context = relative.context
-    last = np.array([
-        orders.loc[(orders["customer_id"] == key) & (orders["at"] > cutoff - pd.Timedelta(days=30))
-                   & (orders["at"] <= cutoff), "amount"].sum()
-        for key, cutoff in zip(context["customer_id"], context["cutoff_time"], strict=True)])
-    assert last.any()
+    last = last_30_days(context["customer_id"], context["cutoff_time"])
+    np.testing.assert_allclose(context["last_window"], last)
     change = context["label"].to_numpy() - last
-    assert relative.estimator.regressor_.target_mean_ == pytest.approx(change.mean())
-    assert direct.estimator.regressor_.target_mean_ == pytest.approx(context["label"].mean())
+    assert relative.idle is not None and (last == 0).sum() >= 32 and (last != 0).sum() >= 32
+    assert relative.estimator.regressor_.target_mean_ == pytest.approx(change[last != 0].mean())
+    assert relative.idle.regressor_.target_mean_ == pytest.approx(change[last == 0].mean())
+    assert direct.estimator.regressor_.target_mean_ == pytest.approx(
+        direct.context["label"].mean())
     at = pd.Timestamp("2022-10-01")
-    keys = Query(SUM_QUERY).entities(db, [at])
-    features = relative.estimator.transform(keys)
-    recent = orders[(orders["at"] > at - pd.Timedelta(days=30)) & (orders["at"] <= at)]
-    offset = keys["customer_id"].map(recent.groupby("customer_id")["amount"].sum()).fillna(0)
-    numbers = relative.numbers(features, keys["customer_id"])
-    mean = relative.estimator.regressor_.predict(features)
-    np.testing.assert_allclose(numbers["prediction"], mean + offset.to_numpy())
+    rows = Query(SUM_QUERY).entities(db, [at])
+    offset = last_30_days(rows["customer_id"], rows["cutoff_time"])
+    numbers = relative.numbers(rows)
+    for estimator, mask in ((relative.estimator, offset != 0), (relative.idle, offset == 0)):
+        mean = estimator.regressor_.predict(estimator.transform(rows[mask]))
+        np.testing.assert_allclose(numbers["prediction"][mask], mean + offset[mask])
+    assert "two contexts" in relative.describe()
     with pytest.raises(ValueError, match="COUNT or SUM"):
         fit_from_history(db, "PREDICT AVG(orders.amount, 0, 30, days) FOR EACH "
                          "customers.customer_id", "2022-10-01", relative=True, **options)

@@ -97,6 +97,24 @@ def test_a_point_mass_in_the_context_is_a_point_mass_in_the_prediction() -> None
     assert np.diff(plain.predict_distribution(X[60:])[0]).min() > 1e-3
 
 
+def test_integer_targets_get_integer_quantiles() -> None:
+    """Counts: each quantile is the nearest integer to the continuous one; the mean stays
+    continuous. Distinct or fractional targets keep continuous quantiles."""
+    X, y = _data()
+    counts = np.round(np.abs(y - 100.0))
+    model = RDBPFNRegressor(n_estimators=2).fit(X[:60], counts[:60])
+    assert model.integer_targets_
+    levels = (0.05, 0.5, 0.95)
+    whole = model.predict_quantiles(X[60:], levels)
+    continuous = copy.deepcopy(model)
+    continuous.integer_targets_ = False
+    smooth = continuous.predict_quantiles(X[60:], levels)
+    np.testing.assert_array_equal(whole, np.round(smooth))
+    assert not np.array_equal(smooth, np.round(smooth))
+    assert not RDBPFNRegressor(n_estimators=1).fit(X[:60], y[:60]).integer_targets_
+    assert not RDBPFNRegressor(n_estimators=1).fit(X[:3], [1.0, 2.0, 3.0]).integer_targets_
+
+
 def _mixture_quantile(grid: np.ndarray, cdf: np.ndarray, level: float) -> np.ndarray:
     return np.array([np.interp(level, row, grid) for row in cdf])
 
