@@ -119,10 +119,13 @@ class Forecast:
     calibration: Calibration | None = None  # yes/no queries: context -> history rate
     positive_rate: float | None = None  # yes/no queries: the history's rate (the pool's)
     relative: bool = False  # numbers: the model predicts the change from the last window
-    idle: RelationalRegressor | None = None  # segmented: rows whose last window is 0
+    # segmented: the rows whose last window is 0, or the one change every such row showed
+    idle: RelationalRegressor | float | None = None
 
-    def parts(self, last_window: np.ndarray) -> list[tuple[RelationalRegressor, np.ndarray]]:
-        """(estimator, rows it answers) for rows with these last-window values."""
+    def parts(self, last_window: np.ndarray
+              ) -> list[tuple[RelationalRegressor | float, np.ndarray]]:
+        """(estimator or constant change, rows it answers) for rows with these last-window
+        values."""
         if self.idle is None:
             return [(self.estimator, np.ones(len(last_window), dtype=bool))]
         return [(self.estimator, last_window != 0), (self.idle, last_window == 0)]
@@ -138,6 +141,10 @@ class Forecast:
         out = {name: np.full(len(rows), np.nan) for name in NUMBER_COLUMNS}
         for estimator, mask in self.parts(last):
             if not mask.any():
+                continue
+            if not isinstance(estimator, RelationalRegressor):  # every such row: one change
+                for name in NUMBER_COLUMNS:
+                    out[name][mask] = 0.0 if name == "std" else estimator + last[mask]
                 continue
             features = estimator.transform(rows[mask])
             mean, std = estimator.regressor_.predict(features, return_std=True)
@@ -164,12 +171,15 @@ class Forecast:
                    + ("; the model predicts the change from the last window"
                       if self.relative else ""))
         features = f"{len(self.estimator.features_)} DFS features selected from the context rows"
-        if self.idle is not None:
+        if isinstance(self.idle, RelationalRegressor):
             idle = int((self.context["last_window"] == 0).sum())
             features = (f"two contexts, {len(self.context) - idle:,} rows active in their last "
                         f"window and {idle:,} idle, each with its own model and "
                         f"{len(self.estimator.features_)} / {len(self.idle.features_)} DFS "
                         "features")
+        elif self.idle is not None:
+            features += (f"; every row idle in its last window changed by {self.idle:g} in "
+                         "the history, and so do the idle entities")
         return (
             f"context: {len(self.context):,} labelled (entity, anchor) rows from "
             f"{len(self.anchors)} anchor times {first.date()} .. {last.date()} "
@@ -359,16 +369,21 @@ def _fit_numbers(query: Query, at: pd.Timestamp, anchors: list[pd.Timestamp],
     if relative:
         pool = pool.assign(last_window=_last_windows(query, db, pool))
         active = pool["last_window"].to_numpy() != 0
-    segmented = relative and min(active.sum(), (~active).sum()) >= MIN_SEGMENT_ROWS
+        change = pool["label"].to_numpy() - pool["last_window"].to_numpy()
+    segmented = (relative and min(active.sum(), (~active).sum()) >= MIN_SEGMENT_ROWS
+                 and np.ptp(change[active]) > 0)
     segments = [pool[active], pool[~active]] if segmented else [pool]
     contexts, estimators = [], []
     for rows in segments:
         context = _sample(rows, context_rows, rng)
         targets = context["label"].to_numpy() - (
             context["last_window"].to_numpy() if relative else 0.0)
+        contexts.append(context)
+        if np.ptp(targets) == 0 and len(contexts) > 1:  # the idle rows all changed alike
+            estimators.append(float(targets[0]))
+            continue
         estimators.append(RelationalRegressor(**options).fit(
             context[[query.key, CUTOFF_COLUMN]], targets))
-        contexts.append(context)
     forecast = Forecast(query, at, anchors, pd.concat(contexts, ignore_index=True),
                         estimators[0], relative=relative,
                         idle=estimators[1] if segmented else None)
@@ -501,6 +516,9 @@ def _tree_predictions(forecast: Forecast, rows: pd.DataFrame, random_state: int
     name = _tree_model(random_state, binary)[0]
     for estimator, context_mask, rows_mask in parts:
         if not rows_mask.any():
+            continue
+        if not isinstance(estimator, RelationalClassifier | RelationalRegressor):
+            out[rows_mask] = estimator + rows_last[rows_mask]  # one change for all of them
             continue
         tree = _tree_model(random_state, binary)[1]
         encoder = TableEncoder()

@@ -292,6 +292,33 @@ def test_a_sum_query_predicts_the_change_from_the_last_window(
                          "customers.customer_id", "2022-10-01", relative=True, **options)
 
 
+def test_idle_entities_that_never_come_back_keep_their_last_window(regression_weights
+                                                                  ) -> None:
+    """A shop whose customers either order every few days or stopped for good: every idle
+    row of the history changed by 0, so idle entities are predicted 0 with no spread (no
+    model is fitted on a constant), and the active ones by their own model."""
+    rng = np.random.default_rng(1)
+    rows = [(customer, START + pd.Timedelta(days=int(day)), float(rng.gamma(2, 20)))
+            for customer in range(80)
+            for day in (rng.integers(1, 20, 1) if customer % 2 else np.arange(0, 360, 7))]
+    orders = pd.DataFrame(rows, columns=["customer_id", "at", "amount"])
+    orders.insert(0, "order_id", np.arange(len(orders)))
+    customers = pd.DataFrame({"customer_id": np.arange(80), "signup": START})
+    shop_db = Database({
+        "customers": Table(customers, "customer_id", time_column="signup"),
+        "orders": Table(orders, "order_id", {"customer_id": "customers"}, "at"),
+    })
+    forecast = fit_from_history(shop_db, SUM_QUERY, "2022-11-01", n_anchors=4, n_estimators=1,
+                                max_depth=1, model_path=regression_weights)
+    assert forecast.idle == 0.0 and "changed by 0" in forecast.describe()
+    at = pd.Timestamp("2022-11-01")
+    numbers = forecast.numbers(Query(SUM_QUERY).entities(shop_db, [at]))
+    stopped = np.arange(80) % 2 == 1
+    for column in ("prediction", "median", "std", "low_90", "high_90"):
+        assert (numbers[column][stopped] == 0).all()
+    assert (numbers["std"][~stopped] > 0).all()
+
+
 def test_backtest_of_a_numeric_query(db: Database, regression_weights, tmp_path) -> None:
     """MAE, R^2 and 90% coverage against the truth; the heuristic is the same sum over the
     last 30 days, checked by hand."""
