@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-depth", type=int, default=2, help="DFS depth (default 2)")
         command.add_argument("--estimators", type=int, default=4,
                              help="ensemble members (default 4)")
+        command.add_argument("--absolute", action="store_true",
+                             help="a numeric COUNT or SUM query: learn the number itself, not "
+                                  "its change from the last window (the default)")
         command.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         command.add_argument("--quiet", action="store_true", help="no progress or context report")
     return parser
@@ -115,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = load_database(args.database, _schema_options(args))
         options = {"n_anchors": args.n_anchors, "context_rows": args.context_rows,
                    "random_state": args.seed, "verbose": not args.quiet,
-                   "max_depth": args.max_depth, "n_estimators": args.estimators}
+                   "max_depth": args.max_depth, "n_estimators": args.estimators,
+                   "relative": False if args.absolute else None}
         if args.command == "predict":
             predictions = predict(db, args.query, args.at, **options)
             atomic_write_text(args.out, predictions.to_csv(index=False))

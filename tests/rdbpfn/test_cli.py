@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+import rdbpfn.__main__ as cli
 from rdbpfn.__main__ import main
 from tests.common import ROOT
 from tests.rdbpfn.test_forecast import QUERY, shop
@@ -66,6 +67,22 @@ def test_backtest_prints_and_writes_a_report(sqlite_file: Path, tmp_path: Path,
                  str(tmp_path / "report"), "--context-rows", "256", *KEYS, *FAST]) == 0
     assert "rdbpfn_auc" in capsys.readouterr().out
     assert (tmp_path / "report" / "backtest.png").is_file()
+
+
+def test_absolute_asks_for_the_number_itself(sqlite_file: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def fake_predict(db: object, query: str, at: str, **options: object) -> pd.DataFrame:
+        seen.append(options["relative"])
+        return pd.DataFrame({"customer_id": [1], "prediction": [0.0]})
+
+    monkeypatch.setattr(cli, "predict", fake_predict)
+    query = "PREDICT SUM(orders.amount, 0, 30, days) FOR EACH customers.customer_id"
+    for flags in ([], ["--absolute"]):
+        assert main(["predict", str(sqlite_file), query, "--at", "2022-10-01", "--out",
+                     str(tmp_path / "p.csv"), *KEYS, *flags]) == 0
+    assert seen == [None, False]
 
 
 def test_bad_input_is_an_error_not_a_traceback(sqlite_file: Path, tmp_path: Path,
