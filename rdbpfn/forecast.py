@@ -36,7 +36,7 @@ from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 from rdbpfn.atomic import atomic_write, atomic_write_json, atomic_write_text
 from rdbpfn.database import Database
 from rdbpfn.encoding import TableEncoder
-from rdbpfn.query import Query, duration
+from rdbpfn.query import Query
 from rdbpfn.relational import CUTOFF_COLUMN, RelationalClassifier, RelationalRegressor
 
 __all__ = ["MAX_ANCHORS", "Forecast", "backtest", "predict"]
@@ -69,14 +69,14 @@ def _last_window(query: Query, db: Database, at: pd.Timestamp, entities: pd.Seri
     """The obvious guess from the last window of the query's length up to ``at``: the
     number of child rows (a yes/no query's score), or the query's own aggregation there (a
     number: "same as the last window"; ``fill`` where it is undefined)."""
-    length = query.end - query.start
     binary = query.task == "binary"
     recent = Query.build(aggregation="count" if binary else query.aggregation,
-                         table=query.table, column="*" if binary else query.column, start=0,
-                         end=length, unit=query.unit, entity=query.entity, key=query.key)
+                         table=query.table, column="*" if binary else query.column,
+                         start=query.start, end=query.end, unit=query.unit,
+                         entity=query.entity, key=query.key)
     with warnings.catch_warnings():  # undefined AVG/MIN/MAX windows are filled below
         warnings.simplefilter("ignore", UserWarning)
-        values = recent.labels(db, [at - duration(length, query.unit)])
+        values = recent.recent(db, [at])
     by_entity = dict(zip(values[query.key], values["label"], strict=True))
     default = 0.0 if binary or query.aggregation in ("count", "sum") else fill
     return entities.map(by_entity).fillna(default).to_numpy(dtype=np.float64)

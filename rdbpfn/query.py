@@ -630,20 +630,44 @@ class Query:
         """
         self.check(db)
         cutoffs = _cutoff_keys(cutoff_times)
+        return self._frame(cutoffs, *self._window_values(
+            db, cutoffs, _shift(cutoffs, self.start, self.unit),
+            _shift(cutoffs, self.end, self.unit)))
+
+    def recent(self, db: Database, cutoff_times: Any) -> pd.DataFrame:
+        """The same aggregation over the window of the query's length that *ends* at each
+        cutoff, ``(t - (end - start), t]``: what each entity did lately (the "same as the
+        last window" guess, and the baseline a relative forecast adds its change to).
+
+        Same rows and form as :meth:`labels` at the same cutoffs (the entities that exist
+        at ``t``, not at ``t - (end - start)``: an entity created inside the window counts
+        its rows there); reads nothing after ``t``.
+        """
+        self.check(db)
+        cutoffs = _cutoff_keys(cutoff_times)
+        return self._frame(cutoffs, *self._window_values(
+            db, cutoffs, _shift(cutoffs, self.start - self.end, self.unit), cutoffs))
+
+    def _window_values(self, db: Database, cutoffs: np.ndarray, low: np.ndarray,
+                       high: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(key, cutoff index, value) of every entity existing at a cutoff and passing
+        WHERE: the aggregation over its child rows with time in ``(low, high]`` of that
+        cutoff; NaN where undefined."""
         entity = db[self.entity]
         if isinstance(entity, DuckDBTable):  # the tables stay in DuckDB: so does the work
             child = db[self.table]
             assert isinstance(child, DuckDBTable)
-            keys, cutoff_index, values = duckdb_labels(
+            return duckdb_labels(
                 entity, self.key, self._where_sql(), child, self._foreign_key(child),
-                self.aggregation, self.column, cutoffs, _shift(cutoffs, self.start, self.unit),
-                _shift(cutoffs, self.end, self.unit))
-        else:
-            rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
-            low = _shift(cutoffs, self.start, self.unit)[cutoff_index]
-            high = _shift(cutoffs, self.end, self.unit)[cutoff_index]
-            values = self._aggregate(db, rows, low, high)
-            keys = entity.df[self.key].iloc[rows].to_numpy()
+                self.aggregation, self.column, cutoffs, low, high)
+        rows, cutoff_index = self._entity_cutoff_pairs(entity, cutoffs)
+        values = self._aggregate(db, rows, low[cutoff_index], high[cutoff_index])
+        return entity.df[self.key].iloc[rows].to_numpy(), cutoff_index, values
+
+    def _frame(self, cutoffs: np.ndarray, keys: np.ndarray, cutoff_index: np.ndarray,
+               values: np.ndarray) -> pd.DataFrame:
+        """:meth:`labels`' frame from window values: undefined ones dropped with a
+        warning, a comparison applied."""
         defined = ~np.isnan(values)
         dropped = int((~defined).sum())
         if dropped:

@@ -245,8 +245,10 @@ def test_query_labels_computed_in_duckdb_equal_pandas(shop_in_duckdb, text: str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # dropped undefined AVG/MAX windows
         ours, reference = query.labels(stored, cutoffs), query.labels(memory, cutoffs)
+        recent = query.recent(stored, cutoffs), query.recent(memory, cutoffs)
     pd.testing.assert_frame_equal(ours, reference, check_dtype=False)
     assert ours.attrs == reference.attrs
+    pd.testing.assert_frame_equal(*recent, check_dtype=False)
     pd.testing.assert_frame_equal(query.entities(stored, cutoffs),
                                   query.entities(memory, cutoffs), check_dtype=False)
     assert query.label_horizon(stored) == query.label_horizon(memory)

@@ -296,6 +296,22 @@ def test_count_labels_by_hand() -> None:
     }
 
 
+def test_recent_is_the_window_that_ends_at_the_cutoff_by_hand() -> None:
+    """(Feb 19, Mar 20] for a 30-day query at Mar 20, for the customers that exist on Mar 20:
+    customer 4 joined on Mar 1, inside that window, and its order of Mar 5 counts."""
+    query = Query("PREDICT COUNT(orders.*, 0, 30, days) FOR EACH customers.customer_id")
+    at = pd.Timestamp("2020-03-20")
+    frame = query.recent(shop(), [at])
+    assert dict(zip(frame["customer_id"], frame["label"], strict=True)) == {
+        1: 1.0,  # Mar 2 (Feb 1 and Feb 15 are before the window)
+        2: 3.0,  # Feb 29, Mar 1, Mar 3 (Jan 20 is before)
+        3: 0.0,  # Feb 10 is before
+        4: 1.0,  # Mar 5
+    }
+    assert (frame["cutoff_time"] == at).all()
+    assert frame.equals(query.entities(shop(), [at]).assign(label=frame["label"]))
+
+
 def test_binary_labels_are_int_and_frame_layout() -> None:
     frame = Query("PREDICT COUNT(orders.*, 0, 30, days) >= 2 FOR EACH customers.customer_id"
                   ).labels(shop(), [T1, T2])
