@@ -7,9 +7,11 @@ and predicts for the entities that exist at ``at`` in context, one forward pass,
 :class:`~rdbpfn.relational.RelationalClassifier` (a yes/no query: a probability; the
 context holds the rarer answer as often as the history allows, up to half its rows, and the
 probabilities are calibrated back to the history's rate on held-out history rows) or
-:class:`~rdbpfn.relational.RelationalRegressor` (a query without a comparison: a number and
-its predictive standard deviation). Nothing after ``at`` is read: the anchors' labels end
-by ``at`` and every feature sees rows with time <= its cutoff.
+:class:`~rdbpfn.relational.RelationalRegressor` (a query without a comparison: a number,
+its spread, median and 90% interval; for COUNT and SUM learnt as the change from the last
+window, with separate contexts and models for entities active and idle in it). Nothing
+after ``at`` is read: the anchors' labels end by ``at`` and every feature sees rows with
+time <= its cutoff.
 
 :func:`backtest` does that at past times whose outcome the database already knows, and
 scores it against the true labels, the obvious heuristic (activity in the last window of
