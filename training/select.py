@@ -7,7 +7,10 @@ This command scores each saved weight file of a run (``best.pt``, ``last.pt``) o
 validation set built the same way -- held-back synthetic episodes, sklearn sets, and the
 real tasks' *validation* split with contexts from their *train* split (never test) -- and
 picks the highest ``score``. ``--export`` writes the winner as the shipped checkpoint; its
-sidecar records every candidate's scores under ``reselection``.
+sidecar records every candidate's scores under ``reselection``. ``--against FILE ...``
+scores other checkpoints (the shipped one) on the same draws, for comparison only;
+``--validation-of RUN`` draws the validation set of another run's config (the binary
+``runs/cpu``'s, to set a multiclass run beside the binary shipped weights).
 """
 
 from __future__ import annotations
@@ -77,6 +80,19 @@ def score_candidates(run_dir: str | Path, config: ValidationConfig,
     return scores
 
 
+def score_files(paths: Sequence[str], config: ValidationConfig) -> dict[str, dict[str, Any]]:
+    """{path: {"step", "metrics"}} for checkpoint files outside the run (compared, never
+    picked)."""
+    validator = Validator(config)
+    scores = {}
+    for path in paths:
+        loaded = load_checkpoint(path)
+        loaded.model.eval()
+        scores[str(path)] = {"step": loaded.meta.get("step"),
+                             "metrics": validator.evaluate(loaded.model, torch.device("cpu"))}
+    return scores
+
+
 def pick(scores: dict[str, dict[str, Any]]) -> str:
     """The candidate with the highest ``score``; ties go to the earlier name in ``scores``
     (``max`` keeps the first of equal keys)."""
@@ -93,22 +109,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--export", action="store_true",
                         help="write the winner as the shipped checkpoint")
     parser.add_argument("--dest", default=None, help="checkpoint path for --export")
+    parser.add_argument("--against", nargs="+", default=[],
+                        help="other checkpoint files scored on the same draws (compared only)")
+    parser.add_argument("--validation-of", default=None,
+                        help="run folder whose config's validation set to draw (default: --run)")
     args = parser.parse_args(argv)
-    run_config = load_config(str(Path(args.run) / "config.json"))
-    config = reselect_config(run_config.validation, args.relational_draws, args.query_rows,
-                             args.synthetic_episodes)
+    source = Path(args.validation_of or args.run) / "config.json"
+    config = reselect_config(load_config(str(source)).validation, args.relational_draws,
+                             args.query_rows, args.synthetic_episodes)
     scores = score_candidates(args.run, config)
+    against = score_files(args.against, config)
     groups = sorted({key for s in scores.values() for key in s["metrics"]
                      if key.endswith("_auc") or key in ("score", "synthetic_loss")})
     print("candidate  step   " + "  ".join(f"{g:>16}" for g in groups))
-    for name, entry in scores.items():
-        print(f"{name:<9}  {entry['step']:>5}  "
+    for name, entry in {**scores, **against}.items():
+        print(f"{name:<9}  {entry['step'] if entry['step'] is not None else '-':>5}  "
               + "  ".join(f"{entry['metrics'].get(g, float('nan')):>16.4f}" for g in groups))
     winner = pick(scores)
     print(f"picked: {winner} (step {scores[winner]['step']})")
     if args.export:
         reselection = {"config": dataclasses.asdict(config), "picked": winner,
-                       "candidates": scores}
+                       "candidates": scores, "against": against}
         print(export_run(args.run, args.dest, winner, reselection=reselection))
     return 0
 

@@ -445,12 +445,16 @@ def test_select_rescores_saved_weights_and_exports_the_winner(
     from training.select import main, pick, reselect_config
 
     destination = tmp_path / "picked.pt"
+    other = str(reference_run / "last.pt")
     assert main(["--run", str(reference_run), "--relational-draws", "1", "--query-rows", "16",
-                 "--synthetic-episodes", "2", "--export", "--dest", str(destination)]) == 0
+                 "--synthetic-episodes", "2", "--export", "--dest", str(destination),
+                 "--against", other, "--validation-of", str(reference_run)]) == 0
     meta = json.loads(destination.with_suffix(".json").read_text())["meta"]
     reselection = meta["reselection"]
     candidates = reselection["candidates"]
     assert set(candidates) == {"best", "last"}
+    # a file scored against the candidates on the same draws: the same weights, same scores
+    assert reselection["against"][other]["metrics"] == candidates["last"]["metrics"]
     winner = reselection["picked"]
     assert meta["exported_weights"] == winner
     assert all(candidates[winner]["metrics"]["score"] >= c["metrics"]["score"]
