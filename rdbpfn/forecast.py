@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -80,9 +80,8 @@ def _last_window(query: Query, db: Database, at: pd.Timestamp, entities: pd.Seri
         warnings.simplefilter("ignore", UserWarning)
         values = recent.recent(db, [at])
     by_entity = dict(zip(values[query.key], values["label"], strict=True))
-    default = 0.0 if binary or query.aggregation in ("count", "sum") else fill
+    default = 0.0 if binary or query.aggregation in ADDITIVE else fill
     return entities.map(by_entity).fillna(default).to_numpy(dtype=np.float64)
-
 
 
 def _last_windows(query: Query, db: Database, rows: pd.DataFrame) -> np.ndarray:
@@ -106,6 +105,15 @@ def _relative(query: Query, relative: bool | None) -> bool:
     return bool(relative)
 
 
+class Routed(NamedTuple):
+    """Rows of a question routed to a forecast's estimators (:meth:`Forecast.route`)."""
+
+    last: np.ndarray  # (n,) each row's last-window value (0 unless the forecast is relative)
+    # (estimator or constant change, (n,) mask of its rows, their selected features or None)
+    parts: list[tuple[RelationalClassifier | RelationalRegressor | float, np.ndarray,
+                      pd.DataFrame | None]]
+
+
 @dataclass
 class Forecast:
     """What :func:`predict` used: the fitted estimator(s) and their context."""
@@ -125,30 +133,42 @@ class Forecast:
     idle: RelationalRegressor | float | None = None
 
     def parts(self, last_window: np.ndarray
-              ) -> list[tuple[RelationalRegressor | float, np.ndarray]]:
+              ) -> list[tuple[RelationalClassifier | RelationalRegressor | float, np.ndarray]]:
         """(estimator or constant change, rows it answers) for rows with these last-window
         values."""
         if self.idle is None:
             return [(self.estimator, np.ones(len(last_window), dtype=bool))]
         return [(self.estimator, last_window != 0), (self.idle, last_window == 0)]
 
-    def numbers(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-        """A numeric query's answer for ``[key, cutoff_time]`` rows: ``prediction`` (the
-        predictive mean), ``std``, ``median``, ``low_90`` and ``high_90``, each (n,)
-        float64. A relative forecast adds each row's last-window value to the predicted
-        change (the spread is the change's); a segmented one answers the rows idle in
-        their last window with the estimator fitted on idle rows."""
+    def route(self, rows: pd.DataFrame) -> Routed:
+        """``[key, cutoff_time]`` rows sent to the estimators that answer them (see
+        :meth:`parts`), with each part's selected DFS features computed once."""
         last = (_last_windows(self.query, self.estimator.database, rows) if self.relative
                 else np.zeros(len(rows)))
-        out = {name: np.full(len(rows), np.nan) for name in NUMBER_COLUMNS}
+        parts = []
         for estimator, mask in self.parts(last):
+            fitted = isinstance(estimator, RelationalClassifier | RelationalRegressor)
+            features = estimator.transform(rows[mask]) if fitted and mask.any() else None
+            parts.append((estimator, mask, features))
+        return Routed(last, parts)
+
+    def numbers(self, rows: pd.DataFrame, routed: Routed | None = None
+                ) -> dict[str, np.ndarray]:
+        """A numeric query's answer for ``[key, cutoff_time]`` rows (``routed``: those rows
+        already routed, :meth:`route`): ``prediction`` (the predictive mean), ``std``,
+        ``median``, ``low_90`` and ``high_90``, each (n,) float64. A relative forecast adds
+        each row's last-window value to the predicted change (the spread is the change's);
+        a segmented one answers the rows idle in their last window with the estimator
+        fitted on idle rows."""
+        last, parts = routed if routed is not None else self.route(rows)
+        out = {name: np.full(len(rows), np.nan) for name in NUMBER_COLUMNS}
+        for estimator, mask, features in parts:
             if not mask.any():
                 continue
-            if not isinstance(estimator, RelationalRegressor):  # every such row: one change
+            if features is None:  # every such row: one change
                 for name in NUMBER_COLUMNS:
                     out[name][mask] = 0.0 if name == "std" else estimator + last[mask]
                 continue
-            features = estimator.transform(rows[mask])
             mean, std = estimator.regressor_.predict(features, return_std=True)
             low, median, high = estimator.regressor_.predict_quantiles(
                 features, SUMMARY_LEVELS).T
@@ -496,31 +516,25 @@ def _tree_model(random_state: int, binary: bool = True) -> tuple[str, Any]:
         return "HistGradientBoosting", kind(random_state=random_state)
 
 
-def _tree_predictions(forecast: Forecast, rows: pd.DataFrame, random_state: int
+def _tree_predictions(forecast: Forecast, routed: Routed, random_state: int
                       ) -> tuple[str, np.ndarray, dict[str, float]]:
-    """The tree model's answers for ``[key, cutoff_time]`` rows, learnt as RDB-PFN learns:
-    on the same context rows and selected features, with the same targets (the label, or
-    its change from the last window), one tree model per estimator of a segmented forecast.
-    Returns (its name, (n,) probabilities of "yes" or numbers, feature importances of the
-    main estimator's tree)."""
+    """The tree model's answers for rows routed by ``forecast`` (:meth:`Forecast.route`),
+    learnt as RDB-PFN learns: on the same context rows and selected features, with the
+    same targets (the label, or its change from the last window), one tree model per
+    estimator of a segmented forecast. Returns (its name, (n,) probabilities of "yes" or
+    numbers, feature importances of the main estimator's tree)."""
     query, context = forecast.query, forecast.context
     binary = query.task == "binary"
-    relative = forecast.relative
-    rows_last = (_last_windows(query, forecast.estimator.database, rows) if relative
-                 else np.zeros(len(rows)))
-    context_last = context["last_window"].to_numpy() if relative else np.zeros(len(context))
-    if binary:
-        parts = [(forecast.estimator, np.ones(len(context), bool), np.ones(len(rows), bool))]
-    else:
-        parts = [(estimator, context_mask, rows_mask) for (estimator, rows_mask), (_, context_mask)
-                 in zip(forecast.parts(rows_last), forecast.parts(context_last), strict=True)]
-    out, importance = np.full(len(rows), np.nan), {}
+    context_last = (context["last_window"].to_numpy() if forecast.relative
+                    else np.zeros(len(context)))
+    out, importance = np.full(len(routed.last), np.nan), {}
     name = _tree_model(random_state, binary)[0]
-    for estimator, context_mask, rows_mask in parts:
+    for (estimator, rows_mask, features), (_, context_mask) in zip(
+            routed.parts, forecast.parts(context_last), strict=True):
         if not rows_mask.any():
             continue
-        if not isinstance(estimator, RelationalClassifier | RelationalRegressor):
-            out[rows_mask] = estimator + rows_last[rows_mask]  # one change for all of them
+        if features is None:
+            out[rows_mask] = estimator + routed.last[rows_mask]  # one change for all of them
             continue
         tree = _tree_model(random_state, binary)[1]
         encoder = TableEncoder()
@@ -528,10 +542,10 @@ def _tree_predictions(forecast: Forecast, rows: pd.DataFrame, random_state: int
         train = encoder.fit(train).encode(train)
         labels = context["label"].to_numpy()[context_mask] - context_last[context_mask]
         tree.fit(np.where(np.isfinite(train), train, np.nan), labels)
-        test = encoder.encode(estimator.transform(rows[rows_mask]))
+        test = encoder.encode(features)
         test = np.where(np.isfinite(test), test, np.nan)
         out[rows_mask] = (tree.predict_proba(test)[:, -1] if binary
-                          else tree.predict(test) + rows_last[rows_mask])
+                          else tree.predict(test) + routed.last[rows_mask])
         weights = getattr(tree, "feature_importances_", None)
         if estimator is forecast.estimator and weights is not None:
             importance = dict(zip(estimator.features_, np.asarray(weights, float), strict=True))
@@ -598,18 +612,20 @@ def backtest(
         truth = query.labels(db, [time])
         y = truth["label"].to_numpy()
         target_rows = truth[[query.key, CUTOFF_COLUMN]]
-        guess = _last_window(query, db, time, truth[query.key],
-                             float(forecast.context["label"].mean()))
-        name, trees, importance = _tree_predictions(forecast, target_rows, random_state)
+        # the targets' last windows and DFS features once, for RDB-PFN and the tree model
+        routed = forecast.route(target_rows)
+        guess = routed.last if forecast.relative else _last_window(
+            query, db, time, truth[query.key], float(forecast.context["label"].mean()))
+        name, trees, importance = _tree_predictions(forecast, routed, random_state)
         if importance:
             importances[str(time.date())] = importance
         row: dict[str, Any] = {"at": str(time.date()), "n": len(y)}
         if binary:
-            ours = forecast.probability(forecast.estimator.transform(target_rows))
+            ours = forecast.probability(routed.parts[0][2])
             row.update({"positive_rate": float(y.mean()), "rdbpfn_auc": _auc(y, ours),
                         "heuristic_auc": _auc(y, guess), f"{name}_auc": _auc(y, trees)})
         else:
-            numbers = forecast.numbers(target_rows)
+            numbers = forecast.numbers(target_rows, routed)
             ours, median = numbers["prediction"], numbers["median"]
             low, high = numbers["low_90"], numbers["high_90"]
             row["mean"] = float(y.mean())
