@@ -207,16 +207,17 @@ def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
 # ---------------------------------------------------------------- model pieces
 
 
-def build_model(config: TrainConfig) -> torch.nn.Module:
+def build_model(config: TrainConfig, init: bool = True) -> torch.nn.Module:
     """``RDBPFN(ModelConfig(**config.model))`` initialised from ``config.seed``, or with the
-    weights of the checkpoint ``config.init``.
+    weights of the checkpoint ``config.init`` (unless ``init`` is false: a resumed run,
+    whose state holds the weights).
 
     Raises:
         ValueError: ``config.init`` holds a model of another configuration.
     """
     torch.manual_seed(config.seed)
     model = RDBPFN(ModelConfig(**config.model))
-    if config.init is not None:
+    if init and config.init is not None:
         start = load_checkpoint(config.init, task=model.config.task)
         if start.config != model.config:
             raise ValueError(
@@ -361,10 +362,11 @@ def train(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model = build_model(config).to(context.device)
+    resuming = resume and state_path.exists()
+    model = build_model(config, init=not resuming).to(context.device)
     optimizer = build_optimizer(config, model)
     counters = Counters()
-    if resume and state_path.exists():
+    if resuming:
         # CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
         payload = load_train_state(state_path, map_location="cpu")
         saved_config = TrainConfig.from_dict(payload["config"])

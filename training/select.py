@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,34 +62,28 @@ def score_candidates(run_dir: str | Path, config: ValidationConfig,
     Raises ``ValueError`` when the run has no saved weights at all.
     """
     run_dir = Path(run_dir)
-    validator = Validator(config)
-    scores: dict[str, dict[str, Any]] = {}
     for name in which:
         if name not in WEIGHT_FILES:
             raise ValueError(f"unknown weight file {name!r}; choose from {sorted(WEIGHT_FILES)}")
-        path = run_dir / WEIGHT_FILES[name]
-        if not path.is_file():
-            continue
-        loaded = load_checkpoint(path)
-        loaded.model.eval()
-        metrics = validator.evaluate(loaded.model, torch.device("cpu"))
-        scores[name] = {"step": loaded.meta["step"], "metrics": metrics}
-    if not scores:
+    paths = {name: run_dir / WEIGHT_FILES[name] for name in which
+             if (run_dir / WEIGHT_FILES[name]).is_file()}
+    if not paths:
         raise ValueError(f"{run_dir} holds none of {[WEIGHT_FILES[n] for n in which]}; "
                          "train until the first validation writes them")
-    return scores
+    return score_files(paths, config)
 
 
-def score_files(paths: Sequence[str], config: ValidationConfig) -> dict[str, dict[str, Any]]:
-    """{path: {"step", "metrics"}} for checkpoint files outside the run (compared, never
-    picked)."""
+def score_files(paths: Mapping[str, str | Path], config: ValidationConfig
+                ) -> dict[str, dict[str, Any]]:
+    """{name: {"step", "metrics"}} for checkpoint files by name, on one validation set
+    (the run's candidates, or others to compare with them)."""
     validator = Validator(config)
     scores = {}
-    for path in paths:
+    for name, path in paths.items():
         loaded = load_checkpoint(path)
         loaded.model.eval()
-        scores[str(path)] = {"step": loaded.meta.get("step"),
-                             "metrics": validator.evaluate(loaded.model, torch.device("cpu"))}
+        scores[name] = {"step": loaded.meta.get("step"),
+                        "metrics": validator.evaluate(loaded.model, torch.device("cpu"))}
     return scores
 
 
@@ -118,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = reselect_config(load_config(str(source)).validation, args.relational_draws,
                              args.query_rows, args.synthetic_episodes)
     scores = score_candidates(args.run, config)
-    against = score_files(args.against, config)
+    against = score_files({path: path for path in args.against}, config)
     groups = sorted({key for s in scores.values() for key in s["metrics"]
                      if key.endswith("_auc") or key in ("score", "synthetic_loss")})
     print("candidate  step   " + "  ".join(f"{g:>16}" for g in groups))

@@ -515,6 +515,10 @@ def test_a_run_can_start_from_a_checkpoint_of_the_same_model(tmp_path: Path) -> 
     other = dataclasses.replace(tuned, model={**tuned.model, "d_model": 32})
     with pytest.raises(ValueError, match="same configuration"):
         build_model(other)
+    # a resumed fine-tune reads its own state: the init checkpoint is no longer needed
+    train(tuned, tmp_path / "cut", resume=False, max_steps=2)
+    start.rename(tmp_path / "moved.pt")
+    assert train(tuned, tmp_path / "cut", resume=True).finished
 
 
 def test_regression_validation_r2_matches_a_hand_computation() -> None:
