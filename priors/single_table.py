@@ -120,6 +120,11 @@ class SingleTablePrior:
     band_label: float = 0.15             # P(label = value inside a random band)
     flip_tables: float = 0.3             # P(random label flips)
     flip_rate: tuple[float, float] = (0.0, 0.1)
+    grouped_tables: float = 0.0          # P(rows come in groups, :func:`_group_rows`); 0
+                                         # keeps the stream's bytes as before the option
+    additive_targets: float = 0.0        # P(a readable numeric target is additive in many
+                                         # columns, :func:`_additive_node`); 0 keeps the
+                                         # stream's bytes as they were before the option
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mlp_fraction <= 1.0:
@@ -472,6 +477,59 @@ def _readable_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return hidden @ rng.normal(0.0, 1.0, 8) + inputs @ rng.normal(0.0, 1.0, len(chosen))
 
 
+GROUP_SIZE = (2.0, 8.0)
+"""Range of the mean rows per group of a grouped table (uniform)."""
+
+
+def _group_rows(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in groups, as repeated entities (a professor's courses, a patient's visits): each
+    row joins one of ``rows / GROUP_SIZE`` groups, 30-90% of the columns take the value of
+    the group's first row (the entity's attributes; the rest stay the row's own), and the
+    target gets a hidden group effect (0.2-1 target sd, returned in units of the target's
+    sd): rows of one group share part of their target that only matching them reveals.
+    -> (x with the group columns shared, effect (n,))."""
+    n_rows, n_columns = x.shape
+    n_groups = max(2, int(n_rows / rng.uniform(*GROUP_SIZE)))
+    group = rng.integers(n_groups, size=n_rows)
+    _, first = np.unique(group, return_index=True)
+    representative = np.empty(n_groups, dtype=np.int64)
+    representative[group[first]] = first
+    shared = rng.random(n_columns) < rng.uniform(0.3, 0.9)
+    shared[int(rng.integers(n_columns))] = True
+    x = x.copy()
+    x[:, shared] = x[representative[group]][:, shared]
+    effect = rng.normal(0.0, 1.0, n_groups)[group] * rng.uniform(0.2, 1.0)
+    return x, effect
+
+
+ADDITIVE_COLUMNS = 16
+"""The most columns an additive target (:func:`_additive_node`) sums."""
+
+
+def _additive_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A node additive in 2-16 of the table's observed columns: a weighted sum of the
+    standardised columns, a third of the terms through a random shape (square, tanh, abs,
+    log of a shifted column), plus in half the tables a small interaction term. Real numeric
+    targets are often like this (calories from fat, carbs and protein; a weight from many body
+    measurements); a target read off 1-4 columns through an MLP rarely is."""
+    n_columns = x.shape[1]
+    chosen = rng.choice(n_columns, size=int(rng.integers(min(2, n_columns),
+                                                         min(ADDITIVE_COLUMNS, n_columns) + 1)),
+                        replace=False)
+    inputs = np.nan_to_num(_standardize(np.nan_to_num(x[:, chosen].astype(np.float64))))
+    shaped = rng.random(len(chosen)) < 1 / 3
+    shapes = (np.square, np.tanh, np.abs, lambda z: np.log(z - z.min() + 1.0))
+    for j in np.flatnonzero(shaped):
+        shape = shapes[int(rng.integers(len(shapes)))]
+        inputs[:, j] = _standardize(shape(inputs[:, j])[:, None])[:, 0]
+    weights = rng.normal(0.0, 1.0, len(chosen)) * np.exp(rng.normal(0.0, 0.75, len(chosen)))
+    value = inputs @ weights
+    if len(chosen) >= 2 and rng.random() < 0.5:
+        a, b = rng.choice(len(chosen), size=2, replace=False)
+        value = value + rng.normal(0.0, 0.5) * np.abs(weights).mean() * inputs[:, a] * inputs[:, b]
+    return value
+
+
 def _continuous_label(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The label node as a number: standardised and clipped to +-4 (a heavy-tailed node
     would otherwise make one row the whole target), plus noise (0.01-0.5 sd, log-uniform),
@@ -556,10 +614,13 @@ def sample_table(
     weight[label_node] = 0.0
     feature_nodes = rng.choice(len(weight), size=columns, replace=False, p=weight / weight.sum())
     x = pool[:, feature_nodes]
+    node = internal[:, label_node]
+    effect = None
+    if prior.grouped_tables > 0.0 and rng.random() < prior.grouped_tables:
+        x, effect = _group_rows(x, rng)
     if target == "binary":
-        y = _binarize_label(internal[:, label_node], recipe, rng)
-    else:
-        node = internal[:, label_node]
+        y = _binarize_label(node if effect is None else node + effect * _std(node[:, None])[0],
+                            recipe, rng)
 
     if recipe.outlier_rate > 0.0:
         _add_outliers(x, recipe.outlier_rate, rng)
@@ -581,5 +642,11 @@ def sample_table(
         # half the tables: a node whose causes are all observed (learnable from the features
         # alone); half: the SCM's own label node, whose causes are partly hidden
         readable = rng.random() < READABLE_TARGET_SHARE
-        y = _continuous_label(_readable_node(x32, rng) if readable else node, rng)
+        if readable and prior.additive_targets > 0.0 and rng.random() < prior.additive_targets:
+            node = _additive_node(x32, rng)
+        elif readable:
+            node = _readable_node(x32, rng)
+        if effect is not None:
+            node = node + effect * _std(node[:, None].astype(np.float64))[0]
+        y = _continuous_label(node, rng)
     return x32, y

@@ -25,8 +25,9 @@ In "mixed" streams batch ``i`` holds ``floor((i+1) B f) - floor(i B f)`` relatio
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -184,7 +185,8 @@ class EpisodeDataset(IterableDataset):
         single_table_min_columns: single-table episodes draw their true width uniformly in
             ``[single_table_min_columns, columns]`` and are zero-padded to ``columns``
             (default ``ceil(columns / 2)``; ``columns`` gives fixed-width tables).
-        single_table_prior: the single-table meta-distribution.
+        single_table_prior: the single-table meta-distribution, or a mapping of its fields
+            to override (JSON-friendly, for training configs' ``prior_kwargs``).
         tasks_per_database: relational tasks used from each generated database.
         relational_sampler: replaces ``priors.tasks.sample_tasks`` (same signature).
         relational_kwargs: extra keyword arguments for the relational sampler (``n_tasks`` is
@@ -216,7 +218,7 @@ class EpisodeDataset(IterableDataset):
         context_fraction: tuple[float, float] = CONTEXT_FRACTION,
         min_rows: int | None = None,
         single_table_min_columns: int | None = None,
-        single_table_prior: SingleTablePrior = DEFAULT_PRIOR,
+        single_table_prior: SingleTablePrior | Mapping[str, Any] = DEFAULT_PRIOR,
         tasks_per_database: int = TASKS_PER_DATABASE,
         relational_sampler: RelationalSampler | None = None,
         relational_kwargs: dict[str, Any] | None = None,
@@ -282,6 +284,13 @@ class EpisodeDataset(IterableDataset):
         self.context_fraction = (float(low), float(high))
         self.min_rows = min_rows
         self.single_table_min_columns = single_table_min_columns
+        if isinstance(single_table_prior, Mapping):
+            unknown = sorted(set(single_table_prior) - {f.name for f in
+                                                        dataclasses.fields(SingleTablePrior)})
+            if unknown:
+                raise ValueError(f"single_table_prior has unknown fields {unknown}; use fields "
+                                 "of priors.single_table.SingleTablePrior")
+            single_table_prior = dataclasses.replace(DEFAULT_PRIOR, **single_table_prior)
         self.single_table_prior = single_table_prior
         self.tasks_per_database = tasks_per_database
         self.relational_sampler = relational_sampler

@@ -486,6 +486,43 @@ def regression_atoms() -> TrainConfig:
     )
 
 
+ADDITIVE = {"target": "continuous", "single_table_prior": {"additive_targets": 0.5}}
+
+
+def regression_additive() -> TrainConfig:
+    """A fine-tune of the shipped regression weights on the single-table prior where half
+    the readable numeric targets are additive in up to 16 observed columns
+    (``SingleTablePrior.additive_targets``; real targets such as calories from fat, carbs
+    and protein), on tables of 128 and 256 rows, at half the learning rate."""
+    return dataclasses.replace(
+        regression_cpu(),
+        name="regression_additive",
+        init="checkpoints/rdbpfn-regression.pt",
+        curriculum=(
+            Phase("rd-128x16", 1, "single_table", rows=128, columns=16, batch_size=12,
+                  steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
+            Phase("rd-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+                  steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
+        ),
+    )
+
+
+GROUPED = {"target": "continuous",
+           "single_table_prior": {"additive_targets": 0.5, "grouped_tables": 0.3}}
+
+
+def regression_grouped() -> TrainConfig:
+    """:func:`regression_additive` where 30% of the tables also have rows in groups with a
+    hidden group effect on the target (``SingleTablePrior.grouped_tables``: repeated
+    entities, as a professor's courses)."""
+    base = regression_additive()
+    return dataclasses.replace(
+        base, name="regression_grouped",
+        curriculum=tuple(dataclasses.replace(phase, prior_kwargs=GROUPED)
+                         for phase in base.curriculum),
+    )
+
+
 MULTICLASS = {"target": "multiclass"}
 
 
@@ -517,7 +554,8 @@ def gpu_multiclass() -> TrainConfig:
 
 
 PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu, "regression_cpu": regression_cpu,
-           "regression_atoms": regression_atoms,
+           "regression_atoms": regression_atoms, "regression_additive": regression_additive,
+           "regression_grouped": regression_grouped,
            "cpu_multiclass": cpu_multiclass, "gpu_multiclass": gpu_multiclass}
 
 

@@ -284,3 +284,21 @@ def test_multiclass_targets_stream_up_to_max_classes_every_one_in_the_context(ki
                        relabel_fraction=0.5)
     with pytest.raises(ValueError, match="max_classes"):
         EpisodeDataset("single_table", rows=40, columns=5, target="multiclass", max_classes=1)
+
+
+def test_single_table_prior_overrides_come_as_a_mapping() -> None:
+    """A training config's ``prior_kwargs`` are JSON: a mapping of SingleTablePrior fields
+    gives the same stream as the dataclass; an unknown field is a clear error."""
+    from priors.single_table import SingleTablePrior
+
+    def first(prior: object) -> bytes:
+        dataset = EpisodeDataset("single_table", rows=40, columns=5, batch_size=2, seed=3,
+                                 num_batches=1, target="continuous", single_table_prior=prior)
+        batch = next(iter(dataset))
+        return batch["X"].numpy().tobytes() + batch["y"].numpy().tobytes()
+
+    mapping = {"additive_targets": 1.0, "grouped_tables": 0.5}
+    assert first(mapping) == first(SingleTablePrior(**mapping))
+    with pytest.raises(ValueError, match="unknown fields \\['additive'\\]"):
+        EpisodeDataset("single_table", rows=40, columns=5, batch_size=2, seed=3,
+                       single_table_prior={"additive": 1.0})
