@@ -470,19 +470,21 @@ def regression_cpu() -> TrainConfig:
     )
 
 
+def _regression_fine_tune(name: str, *phases: Phase) -> TrainConfig:
+    """:func:`regression_cpu`'s settings for a fine-tune of the shipped regression weights
+    (``checkpoints/rdbpfn-regression.pt``, step 2,600 of :func:`regression_cpu`)."""
+    return dataclasses.replace(regression_cpu(), name=name,
+                               init="checkpoints/rdbpfn-regression.pt", curriculum=phases)
+
+
 def regression_atoms() -> TrainConfig:
-    """A fine-tune of the shipped regression weights (``checkpoints/rdbpfn-regression.pt``,
-    step 2,600 of :func:`regression_cpu`) on the single-table prior whose numeric targets
-    now include point masses (``priors.single_table.CENSORED_SHARE``: most rows at one
-    value, as the zeros of "games next season"), at half the learning rate."""
-    return dataclasses.replace(
-        regression_cpu(),
-        name="regression_atoms",
-        init="checkpoints/rdbpfn-regression.pt",
-        curriculum=(
-            Phase("ra-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
-                  steps=1200, lr_scale=0.5, prior_kwargs=CONTINUOUS),
-        ),
+    """A fine-tune of the shipped regression weights on the single-table prior whose numeric
+    targets now include point masses (``priors.single_table.CENSORED_SHARE``: most rows at
+    one value, as the zeros of "games next season"), at half the learning rate."""
+    return _regression_fine_tune(
+        "regression_atoms",
+        Phase("ra-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+              steps=1200, lr_scale=0.5, prior_kwargs=CONTINUOUS),
     )
 
 
@@ -494,16 +496,12 @@ def regression_additive() -> TrainConfig:
     the readable numeric targets are additive in up to 16 observed columns
     (``SingleTablePrior.additive_targets``; real targets such as calories from fat, carbs
     and protein), on tables of 128 and 256 rows, at half the learning rate."""
-    return dataclasses.replace(
-        regression_cpu(),
-        name="regression_additive",
-        init="checkpoints/rdbpfn-regression.pt",
-        curriculum=(
-            Phase("rd-128x16", 1, "single_table", rows=128, columns=16, batch_size=12,
-                  steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
-            Phase("rd-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
-                  steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
-        ),
+    return _regression_fine_tune(
+        "regression_additive",
+        Phase("rd-128x16", 1, "single_table", rows=128, columns=16, batch_size=12,
+              steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
+        Phase("rd-256x18", 1, "single_table", rows=256, columns=18, batch_size=8,
+              steps=600, lr_scale=0.5, prior_kwargs=ADDITIVE),
     )
 
 
