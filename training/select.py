@@ -55,7 +55,7 @@ def reselect_config(base: ValidationConfig, relational_draws: int = RESELECT_REL
     )
 
 
-def score_candidates(run_dir: str | Path, config: ValidationConfig,
+def score_candidates(run_dir: str | Path, validator: Validator,
                      which: Sequence[str] = ("best", "last")) -> dict[str, dict[str, Any]]:
     """{name: {"step", "metrics"}} for each saved weight file of the run (missing ones skipped).
 
@@ -70,14 +70,13 @@ def score_candidates(run_dir: str | Path, config: ValidationConfig,
     if not paths:
         raise ValueError(f"{run_dir} holds none of {[WEIGHT_FILES[n] for n in which]}; "
                          "train until the first validation writes them")
-    return score_files(paths, config)
+    return score_files(paths, validator)
 
 
-def score_files(paths: Mapping[str, str | Path], config: ValidationConfig
+def score_files(paths: Mapping[str, str | Path], validator: Validator
                 ) -> dict[str, dict[str, Any]]:
     """{name: {"step", "metrics"}} for checkpoint files by name, on one validation set
-    (the run's candidates, or others to compare with them)."""
-    validator = Validator(config)
+    (the run's candidates, or others to compare with them on the same draws)."""
     scores = {}
     for name, path in paths.items():
         loaded = load_checkpoint(path)
@@ -111,8 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = Path(args.validation_of or args.run) / "config.json"
     config = reselect_config(load_config(str(source)).validation, args.relational_draws,
                              args.query_rows, args.synthetic_episodes)
-    scores = score_candidates(args.run, config)
-    against = score_files({path: path for path in args.against}, config)
+    validator = Validator(config)  # built once: the candidates and --against share its draws
+    scores = score_candidates(args.run, validator)
+    against = score_files({path: path for path in args.against}, validator)
     groups = sorted({key for s in scores.values() for key in s["metrics"]
                      if key.endswith("_auc") or key in ("score", "synthetic_loss")})
     print("candidate  step   " + "  ".join(f"{g:>16}" for g in groups))
