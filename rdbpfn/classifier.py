@@ -114,7 +114,7 @@ class RDBPFNClassifier(ClassifierMixin, InContextEstimator):
         self.multiclass_ = "native" if n_classes <= loaded.config.n_classes else "one_vs_rest"
         y_codes = y_codes.astype(np.int64)
         self._fit_members(
-            table, y_codes, loaded.config,
+            self._encode_context(table), y_codes, loaded.config,
             lambda rng: _stratified_subsample(y_codes, self.max_context, rng),
             shifts=n_classes if self.multiclass_ == "native" else 2,
         )
@@ -139,7 +139,8 @@ class RDBPFNClassifier(ClassifierMixin, InContextEstimator):
         says (the same rows in the same order give the same bits).
         """
         check_is_fitted(self)
-        return self._accumulate(X, len(self.classes_), self._member_proba)
+        return self._accumulate(self._encode_queries(X), len(self.classes_),
+                                self._member_proba)
 
     def _member_proba(self, logits: torch.Tensor, member: Member) -> np.ndarray:
         """Logits of one member -> (q, n_classes) probabilities in ``classes_`` order."""

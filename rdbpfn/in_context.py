@@ -173,15 +173,23 @@ class InContextEstimator(BaseEstimator):
         self.checkpoint_path_ = loaded.path
         return loaded
 
+    def _encode_context(self, table: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Fit ``encoder_`` on the context table and encode it: (n, p) float32."""
+        self.encoder_ = TableEncoder().fit(table)
+        return self.encoder_.transform(table)
+
+    def _encode_queries(self, X: object) -> np.ndarray:
+        """Check a query table against the fitted columns and encode it: (q, p) float32."""
+        check_is_fitted(self)
+        return self.encoder_.transform(self._check_X(X, reset=False))
+
     def _fit_members(
-        self, table: pd.DataFrame | np.ndarray, targets: np.ndarray, config: ModelConfig,
+        self, encoded: np.ndarray, targets: np.ndarray, config: ModelConfig,
         subsample: Callable[[np.random.Generator], np.ndarray], shifts: int,
     ) -> None:
-        """Encode the context, draw every member's columns and rows (``subsample`` when the
-        context exceeds ``max_context``), keep the rows some member uses, build the caches.
+        """Draw every member's columns and rows of the encoded context (``subsample`` when
+        it exceeds ``max_context``), keep the rows some member uses, build the caches.
         Member m gets augmentation ``m % shifts``."""
-        self.encoder_ = TableEncoder().fit(table)
-        encoded = self.encoder_.transform(table)  # (n, p) float32
         rng = _generator(self.random_state)
         width = min(encoded.shape[1], self.max_features or config.max_features)
         column_sets = _column_subsets(encoded.shape[1], width, self.n_estimators, rng)
@@ -287,11 +295,11 @@ class InContextEstimator(BaseEstimator):
 
     # ---- predict -----------------------------------------------------------------------
     def _accumulate(
-        self, X: object, n_outputs: int,
+        self, encoded: np.ndarray, n_outputs: int,
         convert: Callable[[torch.Tensor, Member], np.ndarray],
     ) -> np.ndarray:
         """The members' mean of ``convert(logits (B, q, outputs), member) -> (q, n_outputs)``
-        over every row of ``X``: (n, n_outputs) float64.
+        over every row of ``encoded`` (from :meth:`_encode_queries`): (n, n_outputs) float64.
 
         On CPU with ``torch.get_num_threads() == W > 1`` the query rows are split into
         chunks that W Python threads run concurrently, each with single-threaded torch ops
@@ -303,9 +311,6 @@ class InContextEstimator(BaseEstimator):
         another order can change it by a few float32 ulps; the same rows in the same order
         give the same bits.
         """
-        check_is_fitted(self)
-        table = self._check_X(X, reset=False)
-        encoded = self.encoder_.transform(table)  # (Q, p) float32
         self._prepare()
         device = self._device()
         n_rows = encoded.shape[0]

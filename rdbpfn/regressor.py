@@ -6,18 +6,24 @@ columns, memory and pickling, shared with :class:`~rdbpfn.classifier.RDBPFNClass
 
 The model predicts a distribution, not only a point: for every query row a bar
 distribution over the target standardised with the context's mean and standard deviation
-(:mod:`rdbpfn.bar_distribution`). Members see the targets with odd members' signs flipped;
-their distributions are mirrored back (the bins are symmetric around 0) and averaged, a
-mixture from which :meth:`RDBPFNRegressor.predict` reads the mean (``return_std=True``:
-and the standard deviation), :meth:`RDBPFNRegressor.predict_quantiles` any quantiles and
-:meth:`RDBPFNRegressor.predict_distribution` the cumulative distribution, all mapped back to
-the target's units.
+(:mod:`rdbpfn.bar_distribution`). With ``linear_trend=True`` (the default) the model reads
+not the targets but their residuals from a cross-fitted ridge regression on the context
+(:mod:`rdbpfn.trend`), and every prediction adds the query row's trend back: the ridge
+carries what is linear, the model what is not and the spread. Members see the targets
+with odd members' signs flipped; their distributions are mirrored back (the bins are
+symmetric around 0) and averaged, a mixture from which :meth:`RDBPFNRegressor.predict`
+reads the mean (``return_std=True``: and the standard deviation),
+:meth:`RDBPFNRegressor.predict_quantiles` any quantiles and
+:meth:`RDBPFNRegressor.predict_distribution` the cumulative distribution, all mapped back
+to the target's units. Since the trend differs from row to row, so does the grid of
+:meth:`RDBPFNRegressor.predict_distribution`.
 
 Targets must be finite numbers that are not all equal.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +32,15 @@ import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from rdbpfn.in_context import InContextEstimator, Member
+from rdbpfn.in_context import (
+    DEFAULT_MAX_CACHE_MB,
+    DEFAULT_MAX_CONTEXT,
+    DEFAULT_QUERY_BATCH_SIZE,
+    InContextEstimator,
+    Member,
+    _generator,
+)
+from rdbpfn.trend import LinearTrend, fit_trend
 
 __all__ = ["ATOM_WIDTH", "RDBPFNRegressor"]
 
@@ -47,16 +61,44 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
     device, n_estimators, max_context, max_features, query_batch_size, max_cache_mb,
     random_state, verbose : as :class:`~rdbpfn.classifier.RDBPFNClassifier`'s; larger
         contexts are subsampled uniformly per member.
+    linear_trend : take a cross-fitted ridge trend out of the targets before the model reads
+        them and add it back to every prediction (:mod:`rdbpfn.trend`); ``False`` gives the
+        model the targets themselves. Contexts under ``rdbpfn.trend.MIN_ROWS`` rows get no
+        trend.
 
     Attributes
     ----------
     model_, checkpoint_path_, encoder_, context_, members_, cached_ : as the classifier's.
-    context_labels_ : (m,) float32 standardised target of every ``context_`` row.
-    target_mean_, target_scale_ : the context's target mean and standard deviation (all
-        fitted rows), which map the model's standardised outputs back to the target's units.
+    context_labels_ : (m,) float32 standardised target (or residual) of every ``context_`` row.
+    trend_ : the fitted :class:`~rdbpfn.trend.LinearTrend`, or ``None`` (``linear_trend=False``,
+        or a context too small for one).
+    target_mean_, target_scale_ : mean and standard deviation of what the model reads over
+        all fitted rows (the targets, or their residuals from ``trend_``), which map the
+        model's standardised outputs back to the target's units.
     integer_targets_ : whether every context target is an integer and some repeat (a count,
         a score): :meth:`predict_quantiles` then returns integers (see there).
     """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        n_estimators: int = 4,
+        max_context: int = DEFAULT_MAX_CONTEXT,
+        max_features: int | None = None,
+        query_batch_size: int = DEFAULT_QUERY_BATCH_SIZE,
+        max_cache_mb: float = DEFAULT_MAX_CACHE_MB,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool = False,
+        linear_trend: bool = True,
+    ) -> None:
+        super().__init__(
+            model_path=model_path, device=device, n_estimators=n_estimators,
+            max_context=max_context, max_features=max_features,
+            query_batch_size=query_batch_size, max_cache_mb=max_cache_mb,
+            random_state=random_state, verbose=verbose)
+        self.linear_trend = linear_trend
 
     @staticmethod
     def _check_y(y: object, n_rows: int) -> np.ndarray:
@@ -97,15 +139,23 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         if self.max_context < 2:
             raise ValueError(f"max_context={self.max_context}; a regressor needs at least 2 "
                              "context rows.")
+        if not isinstance(self.linear_trend, (bool, np.bool_)):
+            raise ValueError(f"linear_trend={self.linear_trend!r}; pass True or False.")
         loaded = self._load("regression")
         self.integer_targets_ = bool(np.array_equal(targets, np.round(targets))
                                      and len(np.unique(targets)) < len(targets))
-        self.target_mean_ = float(targets.mean())
-        self.target_scale_ = float(targets.std())
-        standard = ((targets - self.target_mean_) / self.target_scale_).astype(np.float32)
+        encoded = self._encode_context(table)
+        fitted = None
+        if self.linear_trend:
+            fitted = fit_trend(encoded, targets, _trend_seed(self.random_state))
+        self.trend_: LinearTrend | None = None if fitted is None else fitted[0]
+        read = targets if fitted is None else targets - fitted[1]
+        self.target_mean_ = float(read.mean())
+        self.target_scale_ = max(float(read.std()), 1e-12 * (1.0 + abs(self.target_mean_)))
+        standard = ((read - self.target_mean_) / self.target_scale_).astype(np.float32)
         n_rows = len(standard)
         self._fit_members(
-            table, standard, loaded.config,
+            encoded, standard, loaded.config,
             lambda rng: np.sort(rng.choice(n_rows, size=self.max_context, replace=False)),
             shifts=2,
         )
@@ -172,6 +222,11 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
     def _to_units(self, values: np.ndarray) -> np.ndarray:
         return values * self.target_scale_ + self.target_mean_
 
+    def _trend(self, encoded: np.ndarray) -> np.ndarray:
+        """(q,) the fitted trend of encoded query rows (zeros without one)."""
+        trend = getattr(self, "trend_", None)  # absent in estimators pickled before trends
+        return np.zeros(len(encoded)) if trend is None else trend.predict(encoded)
+
     def predict(self, X: object, return_std: bool = False
                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """(n, p) table -> (n,) predictive means; with ``return_std=True`` also (n,) standard
@@ -184,18 +239,19 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
             p = self._member_bins(logits, member, grid)
             return np.stack([p @ centers, p @ (centers**2 + widths**2 / 12)], axis=1)
 
-        first, second = self._accumulate(X, 2, moments).T
-        mean = self._to_units(first)
+        encoded = self._encode_queries(X)
+        first, second = self._accumulate(encoded, 2, moments).T
+        mean = self._to_units(first) + self._trend(encoded)
         if not return_std:
             return mean
         return mean, np.sqrt(np.maximum(second - first**2, 0.0)) * self.target_scale_
 
     def predict_distribution(self, X: object) -> tuple[np.ndarray, np.ndarray]:
         """The predictive distribution of every row as its cumulative distribution function
-        on a grid: ``(grid (G,), cdf (n, G))`` in the target's units, piecewise linear
-        between grid points, 0 at the first and 1 at the last (the members' mixture, on the
-        union of their bin borders)."""
-        check_is_fitted(self)
+        on a grid: ``(grid (n, G), cdf (n, G))`` in the target's units, piecewise linear
+        between a row's grid points, 0 at its first and 1 at its last (the members'
+        mixture, on the union of their bin borders, shifted by the row's trend)."""
+        encoded = self._encode_queries(X)
         grids = {id(member): self._member_grid(member) for member in self.members_}
         grid = np.unique(np.concatenate([bins[0] for bins in grids.values()]))
 
@@ -210,7 +266,8 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
                              0.0, 1.0)
             return mass[:, right - 1] * (1 - weight) + mass[:, right] * weight
 
-        return self._to_units(grid), self._accumulate(X, len(grid), cdf)
+        shifted = self._to_units(grid)[None, :] + self._trend(encoded)[:, None]
+        return shifted, self._accumulate(encoded, len(grid), cdf)
 
     def predict_quantiles(self, X: object, quantiles: Sequence[float] = (0.05, 0.5, 0.95)
                           ) -> np.ndarray:
@@ -226,7 +283,7 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         number ``v`` takes the mass of ``(v - 0.5, v + 0.5]`` (a continuity correction), so a
         quantile is the nearest integer to the continuous one. The median of "games next
         season" for a player who stopped is then 0, not 0.2."""
-        check_is_fitted(self)
+        encoded = self._encode_queries(X)
         levels = np.asarray(quantiles, dtype=np.float64)
         if levels.ndim != 1 or not ((levels > 0) & (levels < 1)).all():
             raise ValueError(f"quantiles={list(quantiles)}; pass levels in (0, 1).")
@@ -245,5 +302,11 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
                 out[:, j] = borders[bin_] + inside * (borders[bin_ + 1] - borders[bin_])
             return out
 
-        out = self._to_units(self._accumulate(X, len(levels), member_quantiles))
+        out = self._to_units(self._accumulate(encoded, len(levels), member_quantiles))
+        out += self._trend(encoded)[:, None]
         return np.round(out) if getattr(self, "integer_targets_", False) else out
+
+
+def _trend_seed(random_state: int | np.random.RandomState | None) -> int:
+    """The seed of the trend's folds, drawn from ``random_state`` apart from the members'."""
+    return int(_generator(random_state).integers(2**31 - 1))

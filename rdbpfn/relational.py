@@ -232,16 +232,43 @@ class RelationalRegressor(RegressorMixin, _RelationalEstimator):
     __doc__ = (_RelationalEstimator.__doc__ or "").replace(
         "In-context prediction", "In-context regression", 1) + """
     Regression: ``y`` are numbers (features are ranked by association with their ranks);
-    fitted ``regressor_``.
+    ``linear_trend`` as :class:`~rdbpfn.regressor.RDBPFNRegressor`'s; fitted ``regressor_``.
     """
 
     _task = "regression"
     _default_width = 24
 
+    def __init__(
+        self,
+        *,
+        database: Database | None = None,
+        entity_table: str | None = None,
+        max_depth: int = 2,
+        primitives: Sequence[str] = DEFAULT_PRIMITIVES,
+        windows: Sequence[Any] = DEFAULT_WINDOWS,
+        max_features: int | None = None,
+        correlation_limit: float = CORRELATION_LIMIT,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        n_estimators: int = 4,
+        max_context: int = 1024,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool = False,
+        linear_trend: bool = True,
+    ) -> None:
+        super().__init__(
+            database=database, entity_table=entity_table, max_depth=max_depth,
+            primitives=primitives, windows=windows, max_features=max_features,
+            correlation_limit=correlation_limit, model_path=model_path, device=device,
+            n_estimators=n_estimators, max_context=max_context, random_state=random_state,
+            verbose=verbose)
+        self.linear_trend = linear_trend
+
     def fit(self, X: object, y: object) -> RelationalRegressor:
         """Linearize the context pairs, select features from them, fit the regressor."""
         frame, targets = self._fit_features(X, y, continuous=True)
-        self.regressor_ = RDBPFNRegressor(**self._estimator_options()).fit(frame, targets)
+        self.regressor_ = RDBPFNRegressor(**self._estimator_options(),
+                                          linear_trend=self.linear_trend).fit(frame, targets)
         return self
 
     def predict(self, X: object, return_std: bool = False

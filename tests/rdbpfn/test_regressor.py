@@ -62,25 +62,45 @@ def test_distribution_is_consistent_with_mean_std_and_quantiles() -> None:
     assert mean.shape == (20,) and (std > 0).all()
     grid, cdf = model.predict_distribution(X[60:])
     assert np.allclose(cdf[:, 0], 0) and np.allclose(cdf[:, -1], 1)
-    assert (np.diff(cdf, axis=1) >= -1e-12).all() and (np.diff(grid) > 0).all()
+    assert grid.shape == cdf.shape  # one grid per row: each is shifted by its row's trend
+    assert (np.diff(cdf, axis=1) >= -1e-12).all() and (np.diff(grid, axis=1) > 0).all()
     # the mean of the piecewise-linear CDF equals predict's mean
     density = np.diff(cdf, axis=1)
-    middle = (grid[1:] + grid[:-1]) / 2
-    np.testing.assert_allclose(density @ middle, mean, rtol=1e-6, atol=1e-6)
+    middle = (grid[:, 1:] + grid[:, :-1]) / 2
+    np.testing.assert_allclose(np.sum(density * middle, axis=1), mean, rtol=1e-6, atol=1e-6)
     quantiles = model.predict_quantiles(X[60:], (0.05, 0.5, 0.95))
     assert (np.diff(quantiles, axis=1) >= 0).all()
-    # targets in their own units: the grid spans the context's scale around 100
-    assert grid[0] < y.min() and grid[-1] > y.max()
+    # targets in their own units: every row's grid (its trend plus the residual's bins)
+    # holds that row's target, around 100
+    assert (grid[:, 0] < y[60:]).all() and (grid[:, -1] > y[60:]).all()
+
+
+def test_the_linear_trend_carries_a_linear_target_even_with_random_weights() -> None:
+    """Target = 3 x0 - x1 + small noise: with the trend the model only reads residuals of
+    about the noise's size, so even untrained weights predict well; without it they do not.
+    Every output (mean, quantiles) is shifted by the same per-row trend."""
+    X, y = _data(n=160)
+    with_trend = RDBPFNRegressor(n_estimators=2).fit(X[:100], y[:100])
+    without = RDBPFNRegressor(n_estimators=2, linear_trend=False).fit(X[:100], y[:100])
+    assert with_trend.trend_ is not None and without.trend_ is None
+    assert with_trend.score(X[100:], y[100:]) > 0.99
+    assert without.score(X[100:], y[100:]) < 0.9
+    assert with_trend.target_scale_ < 0.2 * y.std()  # the model reads residuals
+    median = with_trend.predict_quantiles(X[100:], [0.5])[:, 0]
+    assert np.abs(median - y[100:]).mean() < 0.5
+    with pytest.raises(ValueError, match="linear_trend"):
+        RDBPFNRegressor(linear_trend="yes").fit(X[:100], y[:100])
 
 
 def test_a_point_mass_in_the_context_is_a_point_mass_in_the_prediction() -> None:
     """Most targets 0 (a count of rows in a window): the model bin that holds the zeros
     puts its mass on 0 itself, so a quantile whose level falls in that mass is 0 exactly,
-    not a point somewhere in the bin."""
+    not a point somewhere in the bin. (Without a trend: residuals from one do not repeat.)"""
     X, y = _data()
     y = np.where(y > np.quantile(y, 0.7), np.round(y - 100.0, 1), 0.0)
-    model = RDBPFNRegressor(n_estimators=1).fit(X[:60], y[:60])
+    model = RDBPFNRegressor(n_estimators=1, linear_trend=False).fit(X[:60], y[:60])
     grid, cdf = model.predict_distribution(X[60:])
+    grid = grid[0]  # no trend: every row has the same grid
     # the point mass: the narrowest step of the grid, at 0 (to float32 precision of the
     # standardised targets)
     at = int(np.argmin(np.diff(grid)))
@@ -93,8 +113,8 @@ def test_a_point_mass_in_the_context_is_a_point_mass_in_the_prediction() -> None
         got = single.predict_quantiles(X[60 + row: 61 + row], [levels[row]])[0, 0]
         assert abs(got) < 1e-6
     # without repeated values (the other tests' targets) no bin is a point mass
-    plain = RDBPFNRegressor(n_estimators=1).fit(*_data())
-    assert np.diff(plain.predict_distribution(X[60:])[0]).min() > 1e-3
+    plain = RDBPFNRegressor(n_estimators=1, linear_trend=False).fit(*_data())
+    assert np.diff(plain.predict_distribution(X[60:])[0], axis=1).min() > 1e-3
 
 
 def test_integer_targets_get_integer_quantiles() -> None:
@@ -116,7 +136,8 @@ def test_integer_targets_get_integer_quantiles() -> None:
 
 
 def _mixture_quantile(grid: np.ndarray, cdf: np.ndarray, level: float) -> np.ndarray:
-    return np.array([np.interp(level, row, grid) for row in cdf])
+    return np.array([np.interp(level, row, points) for row, points in zip(cdf, grid,
+                                                                          strict=True)])
 
 
 def test_quantiles_average_the_members_quantiles() -> None:
