@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import rdbpfn.trend as trend_module
 from rdbpfn.trend import MIN_ROWS, fit_trend
@@ -46,11 +49,25 @@ def test_a_trend_that_does_not_predict_is_weighted_down() -> None:
     assert np.corrcoef(trend.ridge.predict(X), y)[0, 1] > 0.3
 
 
-def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_folds() -> None:
+def test_small_contexts_do_not_depend_on_the_seed_large_ones_reproduce_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     X, y = _linear(noise=1.0)
+    assert fit_trend(X, y, seed=3)[1].tobytes() == fit_trend(X, y, seed=4)[1].tobytes()
+    monkeypatch.setattr(trend_module, "MAX_ROWS", 50)
     first, again = fit_trend(X, y, seed=3)[1], fit_trend(X, y, seed=3)[1]
     assert first.tobytes() == again.tobytes()
     assert not np.array_equal(first, fit_trend(X, y, seed=4)[1])
+
+
+def test_the_trend_of_a_row_is_the_fit_without_that_row() -> None:
+    X, y = _linear(n=40, noise=2.0)
+    trend, out_of_fold = fit_trend(X, y, seed=0)
+    alpha = trend.ridge[-1].alpha_
+    for row in (0, 17):
+        rest = np.delete(np.arange(40), row)
+        alone = make_pipeline(StandardScaler().fit(X), Ridge(alpha=alpha))
+        alone[-1].fit(alone[0].transform(X[rest]), y[rest])
+        assert out_of_fold[row] == pytest.approx(trend.weight * alone.predict(X[row:row + 1])[0])
 
 
 def test_too_few_rows_get_no_trend() -> None:
