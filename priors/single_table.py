@@ -122,9 +122,9 @@ class SingleTablePrior:
     flip_rate: tuple[float, float] = (0.0, 0.1)
     grouped_tables: float = 0.0          # P(rows come in groups, :func:`_group_rows`); 0
                                          # keeps the stream's bytes as before the option
-    additive_targets: float = 0.0        # P(a readable numeric target is additive in many
-                                         # columns, :func:`_additive_node`); 0 keeps the
-                                         # stream's bytes as they were before the option
+    additive_targets: float = 0.0        # P(a readable numeric target, or a class, is
+                                         # additive in many columns, :func:`_additive_node`);
+                                         # 0 keeps the stream's bytes as before the option
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mlp_fraction <= 1.0:
@@ -504,6 +504,9 @@ def _group_rows(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
 
 ADDITIVE_COLUMNS = 16
 """The most columns an additive target (:func:`_additive_node`) sums."""
+ADDITIVE_CLASS_NOISE = (0.05, 1.0)
+"""Range (log-uniform) of the noise, in standard deviations of the additive node, added
+before a class is thresholded off it: from nearly separable to a coin flip near the line."""
 
 
 def _additive_node(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -649,4 +652,12 @@ def sample_table(
         if effect is not None:
             node = node + effect * _std(node[:, None].astype(np.float64))[0]
         y = _continuous_label(node, rng)
+    elif prior.additive_targets > 0.0 and rng.random() < prior.additive_targets:
+        # a class on the far side of a noisy weighted sum of observed columns (logistic
+        # regression's world, which sparse causal graphs rarely draw)
+        node = _additive_node(x32, rng)
+        if effect is not None:
+            node = node + effect * _std(node[:, None])[0]
+        spread = _log_uniform(rng, ADDITIVE_CLASS_NOISE) * _std(node[:, None])[0]
+        y = _binarize_label(node + rng.normal(0.0, spread, len(node)), recipe, rng)
     return x32, y

@@ -70,6 +70,16 @@ def test_the_trend_of_a_row_is_the_fit_without_that_row() -> None:
         assert out_of_fold[row] == pytest.approx(trend.weight * alone.predict(X[row:row + 1])[0])
 
 
+def test_targets_that_are_mostly_one_value_get_no_trend() -> None:
+    """A point mass (most rows 0) is the model's to keep; a trend would blur it."""
+    X, y = _linear(n=100)
+    y[:50] = 0.0
+    assert fit_trend(X, y, seed=0) is None
+    y[50] = 1.0
+    y[:1] = 2.0  # 49 zeros of 100: under the share
+    assert fit_trend(X, y, seed=0) is not None
+
+
 def test_too_few_rows_get_no_trend() -> None:
     X, y = _linear(n=MIN_ROWS - 1)
     assert fit_trend(X, y, seed=0) is None
