@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestClassifier
@@ -34,6 +33,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from rdbpfn.checkpoint import resolve_checkpoint
 from rdbpfn.classifier import RDBPFNClassifier
+from rdbpfn.encoding import finite_or_nan
 
 SKLEARN_SEED_LIMIT = 2**31 - 1
 RANDOM_FOREST_TREES = 500
@@ -68,13 +68,6 @@ def _threads(threads: int | None) -> int:
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}.")
     return threads
-
-
-def finite_or_nan(X: np.ndarray) -> np.ndarray:
-    """Copy of ``X`` (n, p) as float64 with +-inf replaced by NaN (treated as missing)."""
-    out = np.array(X, dtype=np.float64)
-    out[np.isinf(out)] = np.nan
-    return out
 
 
 def with_finite_inputs(estimator: BaseEstimator) -> Pipeline:

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["TableEncoder", "as_table", "encode_frame"]
+__all__ = ["TableEncoder", "as_table", "encode_frame", "finite_or_nan"]
 
 NUMERIC, CODES, ORDERED = "numeric", "codes", "ordered"
 _SECONDS_PER_NS = 1e-9
@@ -216,3 +216,12 @@ def _to_float(value: object) -> float:
         f"a numeric column holds the non-numeric value {value!r} that was not in the "
         "context; make the column's type consistent between fit and predict."
     )
+
+
+def finite_or_nan(X: np.ndarray) -> np.ndarray:
+    """Copy of ``X`` (n, p) as float64 with +-inf replaced by NaN (treated as missing): the
+    input of scikit-learn models, which refuse infinities (the regressor's linear trend, the
+    benchmark's baselines)."""
+    out = np.array(X, dtype=np.float64)
+    out[np.isinf(out)] = np.nan
+    return out

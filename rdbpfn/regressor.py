@@ -32,6 +32,7 @@ import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from rdbpfn.bar_distribution import MIN_SCALE
 from rdbpfn.in_context import (
     DEFAULT_MAX_CACHE_MB,
     DEFAULT_MAX_CONTEXT,
@@ -63,15 +64,15 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         contexts are subsampled uniformly per member.
     linear_trend : take a cross-fitted ridge trend out of the targets before the model reads
         them and add it back to every prediction (:mod:`rdbpfn.trend`); ``False`` gives the
-        model the targets themselves. Contexts under ``rdbpfn.trend.MIN_ROWS`` rows get no
-        trend.
+        model the targets themselves. Contexts under ``rdbpfn.trend.MIN_ROWS`` rows, or whose
+        targets are mostly one value (``rdbpfn.trend.POINT_MASS_SHARE``), get no trend.
 
     Attributes
     ----------
     model_, checkpoint_path_, encoder_, context_, members_, cached_ : as the classifier's.
     context_labels_ : (m,) float32 standardised target (or residual) of every ``context_`` row.
     trend_ : the fitted :class:`~rdbpfn.trend.LinearTrend`, or ``None`` (``linear_trend=False``,
-        or a context too small for one).
+        or a context without one, see ``linear_trend``).
     target_mean_, target_scale_ : mean and standard deviation of what the model reads over
         all fitted rows (the targets, or their residuals from ``trend_``), which map the
         model's standardised outputs back to the target's units.
@@ -151,7 +152,7 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
         self.trend_: LinearTrend | None = None if fitted is None else fitted[0]
         read = targets if fitted is None else targets - fitted[1]
         self.target_mean_ = float(read.mean())
-        self.target_scale_ = max(float(read.std()), 1e-12 * (1.0 + abs(self.target_mean_)))
+        self.target_scale_ = max(float(read.std()), MIN_SCALE * (1.0 + abs(self.target_mean_)))
         standard = ((read - self.target_mean_) / self.target_scale_).astype(np.float32)
         n_rows = len(standard)
         self._fit_members(
@@ -308,5 +309,6 @@ class RDBPFNRegressor(RegressorMixin, InContextEstimator):
 
 
 def _trend_seed(random_state: int | np.random.RandomState | None) -> int:
-    """The seed of the trend's folds, drawn from ``random_state`` apart from the members'."""
+    """The seed of the trend's row sample (contexts over ``rdbpfn.trend.MAX_ROWS``), drawn
+    from ``random_state`` apart from the members'."""
     return int(_generator(random_state).integers(2**31 - 1))

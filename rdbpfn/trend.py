@@ -39,6 +39,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from rdbpfn.encoding import finite_or_nan
+
 __all__ = ["ALPHAS", "MAX_ROWS", "MIN_ROWS", "POINT_MASS_SHARE", "LinearTrend", "fit_trend"]
 
 ALPHAS = np.logspace(-3, 3, 13)
@@ -64,16 +66,11 @@ class LinearTrend:
 def _ridge() -> Pipeline:
     """The ridge; its last step keeps every row's leave-one-out prediction per penalty."""
     return make_pipeline(
-        FunctionTransformer(_finite_or_nan),
+        FunctionTransformer(finite_or_nan),
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
         RidgeCV(alphas=ALPHAS, store_cv_results=True, scoring="neg_mean_squared_error"),
     )
-
-
-def _finite_or_nan(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(np.isfinite(values), values, np.nan)
 
 
 def fit_trend(encoded: np.ndarray, targets: np.ndarray, seed: int
