@@ -65,13 +65,16 @@ class TableLayout:
     """What content generation needs to know about one table.
 
     ``latent`` (n, d) structural states; ``temporal`` (n, N_TEMPORAL_FEATURES) features of the
-    rows' times; ``foreign_keys`` FK column -> (parent table, (n,) parent row index).
+    rows' times; ``foreign_keys`` FK column -> (parent table, (n,) parent row index);
+    ``seconds`` (n,) the rows' times for a timed table (None: untimed), read only by causal
+    content (:func:`fill_content`).
     """
 
     latent: np.ndarray
     temporal: np.ndarray
     foreign_keys: dict[str, tuple[str, np.ndarray]]
     columns: list[ColumnSpec]
+    seconds: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -114,16 +117,19 @@ class ContentConfig:
 
 
 def _reverse_operator(
-    child_to_parent: np.ndarray, n_parent: int, aggregation: str
+    child_to_parent: np.ndarray, n_parent: int, aggregation: str,
+    visible: np.ndarray | None = None,
 ) -> sp.csr_matrix:
-    """(n_parent, n_child) sparse matrix that aggregates child messages onto parents."""
+    """(n_parent, n_child) sparse matrix that aggregates child messages onto parents;
+    ``visible`` (n_child,) bool keeps only those children (None: all)."""
     n_child = child_to_parent.size
+    weight = np.ones(n_child) if visible is None else visible.astype(np.float64)
     matrix = sp.csr_matrix(
-        (np.ones(n_child), (child_to_parent, np.arange(n_child))), shape=(n_parent, n_child)
+        (weight, (child_to_parent, np.arange(n_child))), shape=(n_parent, n_child)
     )
     if aggregation == "sum":
         return matrix
-    degree = np.bincount(child_to_parent, minlength=n_parent).astype(np.float64)
+    degree = np.bincount(child_to_parent, weights=weight, minlength=n_parent)
     scale = 1.0 / np.maximum(degree, 1.0)
     if aggregation == "sqrt":
         scale = np.sqrt(scale)
@@ -134,11 +140,16 @@ def fill_content(
     rng: np.random.Generator,
     tables: dict[str, TableLayout],
     config: ContentConfig | None = None,
+    causal: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Generate every table's feature columns; returns table -> column -> values.
 
     ``tables`` must be in a topological order (parents before children). All latent
-    states must share one width d.
+    states must share one width d. ``causal``: a parent row receives messages only from
+    the children that exist when it does (untimed children, and timed children of a timed
+    parent no later than the parent's own time), so no column of a row encodes rows that
+    come after it (beyond each table's standardisation, one shift and scale shared by its
+    rows); the random draws are the same as without it.
     """
     config = config or ContentConfig.sample(rng)
     names = list(tables)
@@ -154,8 +165,10 @@ def fill_content(
         for parent, index in tables[child].foreign_keys.values()
     ]
     reverse = [
-        _reverse_operator(index, tables[parent].n_rows, config.aggregation)
-        for _, parent, index in relations
+        _reverse_operator(index, tables[parent].n_rows, config.aggregation,
+                          _visible_children(tables[child], tables[parent], index)
+                          if causal else None)
+        for child, parent, index in relations
     ]
     state = {
         name: standardise_columns(
@@ -183,6 +196,18 @@ def fill_content(
             for name in names
         }
     return _decode(rng, tables, state, act)
+
+
+def _visible_children(
+    child: TableLayout, parent: TableLayout, child_to_parent: np.ndarray
+) -> np.ndarray | None:
+    """(n_child,) bool: children that exist when their parent does (None: all of them).
+    An untimed parent exists before every timed row."""
+    if child.seconds is None:
+        return None
+    if parent.seconds is None:
+        return np.zeros(child.n_rows, dtype=bool)
+    return child.seconds <= parent.seconds[child_to_parent]
 
 
 def _decode(

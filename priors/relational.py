@@ -208,6 +208,7 @@ def generate_database(
     hsbm_probability: float = 0.2,
     latent_dim: int | None = None,
     schema: DDLSchema | nx.DiGraph | None = None,
+    causal_content: bool = False,
 ) -> SyntheticDatabase:
     """Generate one synthetic database.
 
@@ -221,6 +222,13 @@ def generate_database(
         latent_dim: width d of the structural states (None: drawn from LATENT_DIMS).
         schema: a parsed DDL (:func:`priors.ddl.load_ddl`) or a DAG to fill instead of a
             sampled schema.
+        causal_content: a row's columns never depend on rows that come after it: a
+            parent's content is generated from its state before its children's feedback
+            and from messages of the children that exist when it does
+            (:func:`priors.content.fill_content`). Off by default, as in the paper, where a
+            parent's columns see all its children, later ones included, so that they can
+            reveal a future event count (``python -m training.shortcuts`` measures it).
+            The same seed draws the same schema, links, times and tasks either way.
     """
     ddl = schema if isinstance(schema, DDLSchema) else None
     if isinstance(schema, DDLSchema):
@@ -248,6 +256,7 @@ def generate_database(
     seconds: dict[str, np.ndarray | None] = {}
     temporal: dict[str, np.ndarray] = {}
     fks: dict[str, dict[str, tuple[str, np.ndarray]]] = {}
+    own_latents: dict[str, np.ndarray] = {}
     for name in order:
         n = counts[name]
         slots = _fk_slots(graph, name)
@@ -292,6 +301,7 @@ def generate_database(
                                                                            strict=True)}
         else:
             z, fks[name] = z0, {}
+        own_latents[name] = z
         states[name] = ParentState(z.copy(), available)
 
     layouts, extra_time_columns = {}, {}
@@ -304,8 +314,10 @@ def generate_database(
             specs = sample_columns(rng, name, n_columns, categorical_fraction)
             extra_time_columns[name] = []
         # the final dynamic embedding: a parent's state also reflects feedback of its children
-        layouts[name] = TableLayout(states[name].embedding, temporal[name], fks[name], specs)
-    values = fill_content(rng, layouts)
+        # (causal content: the state before any child's feedback)
+        latent = own_latents[name] if causal_content else states[name].embedding
+        layouts[name] = TableLayout(latent, temporal[name], fks[name], specs, seconds[name])
+    values = fill_content(rng, layouts, causal=causal_content)
 
     tables = {}
     for name in order:

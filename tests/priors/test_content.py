@@ -85,3 +85,60 @@ def test_same_seed_same_values_and_bad_kind():
             assert a[table][column].tobytes() == b[table][column].tobytes()
     with pytest.raises(ValueError, match="unknown kind"):
         ColumnSpec("x", "text")
+
+
+def _parent_columns(tables, causal, seed=3):
+    out = fill_content(np.random.default_rng(seed), tables,
+                       ContentConfig(rounds=2, aggregation="sum", hidden=12, residual=0.5),
+                       causal=causal)
+    return out["p"]
+
+
+def _with_child_latent(tables, rows, rng):
+    """A copy of ``tables`` whose child rows ``rows`` get new latent states."""
+    child = tables["c"]
+    latent = child.latent.copy()
+    latent[rows] = rng.standard_normal((rows.sum(), D))
+    return {"p": tables["p"], "c": TableLayout(latent, child.temporal, child.foreign_keys,
+                                               child.columns, child.seconds)}
+
+
+def test_causal_content_of_an_untimed_parent_ignores_its_timed_children():
+    rng = np.random.default_rng(0)
+    tables, times, _ = _two_tables(rng)
+    child = tables["c"]
+    tables["c"] = TableLayout(child.latent, child.temporal, child.foreign_keys, child.columns,
+                              (times * 1e6).astype(np.int64))
+    changed = _with_child_latent(tables, np.ones(child.n_rows, dtype=bool), rng)
+    for column, values in _parent_columns(tables, causal=True).items():
+        np.testing.assert_array_equal(values, _parent_columns(changed, causal=True)[column])
+    # the paper's content: the parent's columns follow its children
+    before, after = _parent_columns(tables, causal=False), _parent_columns(changed, causal=False)
+    assert not np.allclose(before["p_num0"], after["p_num0"], equal_nan=True)
+
+
+def test_causal_content_of_a_timed_parent_sees_only_earlier_children():
+    rng = np.random.default_rng(1)
+    tables, _, index = _two_tables(rng)
+    parent_seconds = np.sort(rng.integers(0, 1000, tables["p"].n_rows))
+    child_seconds = np.sort(rng.integers(0, 2000, tables["c"].n_rows))
+    parent, child = tables["p"], tables["c"]
+    tables = {
+        "p": TableLayout(parent.latent, parent.temporal, {}, parent.columns, parent_seconds),
+        "c": TableLayout(child.latent, child.temporal, child.foreign_keys, child.columns,
+                         child_seconds),
+    }
+    later = child_seconds > parent_seconds[index]
+    assert 0 < later.sum() < later.size
+    base = _parent_columns(tables, causal=True)["p_num0"]
+    keep = ~np.isnan(base)
+
+    def correlation(rows):
+        changed = _parent_columns(_with_child_latent(tables, rows, rng), causal=True)["p_num0"]
+        return np.corrcoef(base[keep], changed[keep])[0, 1]
+
+    # later children reach the parent only through the child table's standardisation (one
+    # shift and scale shared by all rows): the parent's values barely move
+    assert correlation(later) > 0.999
+    # children that exist when their parent does still shape it
+    assert correlation(~later) < 0.99

@@ -187,3 +187,22 @@ def test_ddl_errors_say_what_to_fix():
         schema = parse_ddl("CREATE TABLE a (id INT PRIMARY KEY, b_id INT REFERENCES b(id));"
                            "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));")
     assert nx.is_directed_acyclic_graph(schema.graph)
+
+
+def test_causal_content_keeps_schema_links_and_times():
+    for seed in range(3):
+        paper = generate_database(np.random.default_rng(seed))
+        causal = generate_database(np.random.default_rng(seed), causal_content=True)
+        assert list(paper.tables) == list(causal.tables)
+        changed = 0
+        for name, table in paper.tables.items():
+            other = causal.tables[name]
+            assert (table.seconds is None) == (other.seconds is None)
+            if table.seconds is not None:
+                np.testing.assert_array_equal(table.seconds, other.seconds)
+            for column, (parent, index) in table.foreign_keys.items():
+                assert other.foreign_keys[column][0] == parent
+                np.testing.assert_array_equal(index, other.foreign_keys[column][1])
+            changed += any(not np.array_equal(table.columns[c], other.columns[c], equal_nan=True)
+                           for c in table.columns)
+        assert changed > 0
