@@ -61,6 +61,11 @@ FIRST_DAY_RANGE_DAYS = 7300
 SECONDS_PER_DAY = 86_400
 PRIMARY_KEY = "id"
 TIME_COLUMN = "time"
+# Entity lifetimes (entity_lifetimes > 0): median as a share of the time span, log-normal
+# spread, and the correlation of the log lifetime with the entity's latent state.
+LIFETIME_MEDIAN_RANGE = (0.03, 0.3)
+LIFETIME_SPREAD_RANGE = (0.3, 1.2)
+LIFETIME_SIGNAL_RANGE = (0.3, 0.9)
 
 
 @dataclass
@@ -196,6 +201,19 @@ def _fk_slots(graph: nx.DiGraph, name: str) -> list[tuple[str, str]]:
     return slots
 
 
+def _lifetimes(rng: np.random.Generator, z: np.ndarray) -> np.ndarray:
+    """(n,) activity lifetimes in units of the database's time span: log-normal around a
+    median drawn in ``LIFETIME_MEDIAN_RANGE``, the log partly read off the rows' latent
+    states (so that an entity's own columns hint at its lifetime) and partly noise."""
+    median = rng.uniform(*LIFETIME_MEDIAN_RANGE)
+    spread = rng.uniform(*LIFETIME_SPREAD_RANGE)
+    signal = rng.uniform(*LIFETIME_SIGNAL_RANGE)
+    readout = z @ rng.standard_normal(z.shape[1])
+    readout = (readout - readout.mean()) / (readout.std() + 1e-9)
+    u = signal * readout + np.sqrt(1.0 - signal**2) * rng.standard_normal(z.shape[0])
+    return median * np.exp(spread * u)
+
+
 def generate_database(
     rng: np.random.Generator,
     *,
@@ -209,6 +227,7 @@ def generate_database(
     latent_dim: int | None = None,
     schema: DDLSchema | nx.DiGraph | None = None,
     causal_content: bool = False,
+    entity_lifetimes: float = 0.0,
 ) -> SyntheticDatabase:
     """Generate one synthetic database.
 
@@ -229,6 +248,12 @@ def generate_database(
             parent's columns see all its children, later ones included, so that they can
             reveal a future event count (``python -m training.shortcuts`` measures it).
             The same seed draws the same schema, links, times and tasks either way.
+        entity_lifetimes: probability that a table with children gives its rows an end of
+            activity (a customer who churns, a player who retires): each row takes no
+            children after its start plus a lifetime drawn from its latent state
+            (:func:`_lifetimes`). 0 (the default, as in the paper): rows take children until
+            the end of time, so an entity's past activity says little about whether it is
+            still active (``python -m training.shortcuts`` compares with real tasks).
     """
     ddl = schema if isinstance(schema, DDLSchema) else None
     if isinstance(schema, DDLSchema):
@@ -302,7 +327,10 @@ def generate_database(
         else:
             z, fks[name] = z0, {}
         own_latents[name] = z
-        states[name] = ParentState(z.copy(), available)
+        until = None
+        if entity_lifetimes and graph.out_degree(name) and rng.random() < entity_lifetimes:
+            until = times + _lifetimes(rng, z)
+        states[name] = ParentState(z.copy(), available, available_until=until)
 
     layouts, extra_time_columns = {}, {}
     for name in order:

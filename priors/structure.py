@@ -39,6 +39,8 @@ MAX_BATCHES = 48
 # Share of a feedback step that moves a chosen parent's embedding towards MLP_fb's output,
 # at feedback_strength -> infinity (it is scaled by strength / (1 + strength)).
 FEEDBACK_EMBEDDING_RATE = 0.5
+# Times a child whose candidate parents have all ended proposes again (link_scm).
+ENDED_REDRAWS = 4
 HSBM_MAX_LEVELS = 3
 HSBM_MAX_CLUSTERS = 3
 
@@ -132,18 +134,25 @@ class ParentState:
 
     ``embedding`` (k, d) e_u, updated by feedback; ``popularity`` (k,) accumulated feedback
     mass; ``available_from`` (k,) non-decreasing time from which each row exists (all zeros
-    for tables without time).
+    for tables without time); ``available_until`` (k,) time after which a row takes no new
+    children (an entity's end of activity: a customer who churns), None for never.
     """
 
     embedding: np.ndarray
     available_from: np.ndarray
     popularity: np.ndarray = field(default=None)  # type: ignore[assignment]
+    available_until: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.popularity is None:
             self.popularity = np.zeros(self.embedding.shape[0])
         if np.any(np.diff(self.available_from) < 0):
             raise ValueError("ParentState.available_from must be sorted (rows in time order)")
+        if self.available_until is not None and (
+                self.available_until.shape != self.available_from.shape
+                or np.any(self.available_until < self.available_from)):
+            raise ValueError("ParentState.available_until must give every row a time no "
+                             "earlier than its available_from")
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,68 @@ def _propose(
     return np.minimum(idx, counts[:, None] - 1)
 
 
+def _ended(candidates: list[np.ndarray], parents: list[ParentState], times: np.ndarray
+           ) -> np.ndarray | None:
+    """(b, M) bool: candidate tuples with a parent row whose activity ended before the
+    child's time; None when no parent has ends."""
+    ended = None
+    for idx, parent in zip(candidates, parents, strict=True):
+        if parent.available_until is not None:
+            gone = parent.available_until[idx] < times[:, None]
+            ended = gone if ended is None else ended | gone
+    return ended
+
+
+def _propose_active(
+    rng: np.random.Generator, counts: list[np.ndarray], parents: list[ParentState],
+    times: np.ndarray, exponent: float, m: int,
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Candidate tuples for a batch of children, (b, M) per parent table, and the mask of
+    those whose activity has ended (None when no parent table has ends). Rows whose M
+    candidates have all ended propose again, up to ``ENDED_REDRAWS`` times; rows still
+    without an active candidate then draw every parent among the rows active at their time
+    (:func:`_propose_among_active`)."""
+    candidates = [_propose(rng, c, p, exponent, m) for c, p in zip(counts, parents, strict=True)]
+    ended = _ended(candidates, parents, times)
+    if ended is None:
+        return candidates, None
+    for attempt in range(ENDED_REDRAWS + 1):
+        redo = np.flatnonzero(ended.all(axis=1))
+        if redo.size == 0:
+            break
+        if attempt < ENDED_REDRAWS:
+            fresh = [_propose(rng, c[redo], p, exponent, m)
+                     for c, p in zip(counts, parents, strict=True)]
+        else:
+            fresh = [_propose_among_active(rng, c[redo], p, times[redo], exponent, m)
+                     for c, p in zip(counts, parents, strict=True)]
+        for idx, new in zip(candidates, fresh, strict=True):
+            idx[redo] = new
+        ended[redo] = _ended(fresh, parents, times[redo])
+    return candidates, ended
+
+
+def _propose_among_active(
+    rng: np.random.Generator, counts: np.ndarray, parent: ParentState, times: np.ndarray,
+    exponent: float, m: int,
+) -> np.ndarray:
+    """(b, m) candidates among the parent rows that exist and are active at each child's
+    time, proposed with probability proportional to ``(1 + popularity) ** exponent``; a
+    child with no active parent gets the eligible row whose activity ended last."""
+    eligible = np.arange(len(parent.available_from))[None, :] < counts[:, None]  # (b, k)
+    until = parent.available_until
+    if until is None:
+        return _propose(rng, counts, parent, exponent, m)
+    active = eligible & (until[None, :] >= times[:, None])
+    weight = active * ((1.0 + parent.popularity) ** exponent)[None, :]
+    cumulative = np.cumsum(weight, axis=1)
+    targets = rng.random((counts.size, m)) * cumulative[:, -1:]
+    idx = np.minimum((cumulative[:, None, :] <= targets[:, :, None]).sum(axis=2),
+                     len(until) - 1)
+    last = np.argmax(np.where(eligible, until[None, :], -np.inf), axis=1)
+    return np.where(active.any(axis=1)[:, None], idx, last[:, None])
+
+
 def link_scm(
     rng: np.random.Generator,
     z0: np.ndarray,
@@ -274,7 +345,8 @@ def link_scm(
     z0: (n, d) initial child states, rows in time order; child_times: (n,) non-decreasing
     when any parent has time. Returns one (n,) int64 array of parent row indices per parent
     table, and the children's final states z (n, d). Updates the parents' embeddings and
-    popularity in place (feedback).
+    popularity in place (feedback). Parent rows with ``available_until`` take no children
+    after it (their candidate tuples are never picked while another candidate is active).
     """
     n, d = z0.shape
     counts = [eligible_counts(child_times, parent) for parent in parents]
@@ -293,10 +365,9 @@ def link_scm(
     rate = FEEDBACK_EMBEDDING_RATE * config.feedback_strength / (1 + config.feedback_strength)
     for start in range(0, n, batch):
         rows = slice(start, min(start + batch, n))
-        candidates = [
-            _propose(rng, c[rows], p, config.feedback_strength, config.n_candidates)
-            for c, p in zip(counts, parents, strict=True)
-        ]
+        candidates, ended = _propose_active(
+            rng, [c[rows] for c in counts], parents, child_times[rows],
+            config.feedback_strength, config.n_candidates)
         pre = weights.comb_bias.astype(np.float32) + sum(
             contrib[idx] for contrib, idx in zip(contributions, candidates, strict=True)
         )  # (b, M, H)
@@ -304,6 +375,8 @@ def link_scm(
             "bmh,bh->bm", weights.comb_activation(pre), readout[rows].astype(np.float32)
         ).astype(np.float64)
         scores = config.score_scale * scores / (scores.std() + 1e-9)
+        if ended is not None:  # ended candidates lose unless a row has no active one
+            scores = np.where(ended & ~ended.all(axis=1, keepdims=True), -np.inf, scores)
         pick = np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)  # softmax sample
         take = np.arange(pick.size)
         picked_pre = pre[take, pick].astype(np.float64)  # (b, H)

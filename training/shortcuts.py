@@ -18,7 +18,9 @@ times and one ``event_count`` task twice: with the default content and with caus
 it). The labels are identical by construction (checked). The task is linearized at depth 1
 and a random forest is scored by 5-fold cross-validated ROC-AUC on three column sets: the
 entity's own columns, the aggregates of its (visible) children, and all columns. The
-difference between the two contents on "own columns" is the shortcut.
+difference between the two contents on "own columns" is the shortcut. A third draw adds
+entity lifetimes (``entity_lifetimes=1.0``: every entity stops taking children at some
+time), which changes the links and so the task: its scores are compared as means only.
 
 ``--real`` scores the same three column sets on the benchmark's relational tasks (their
 train split only, ``ROWS`` rows drawn with the seed, the eval package's cached DFS
@@ -42,7 +44,13 @@ from priors.tasks import linearize_task, sample_event_task
 from rdbpfn.atomic import atomic_write_json
 from rdbpfn.encoding import encode_frame
 
-CONTENTS = ("paper", "causal")
+# generate_database keyword arguments per prior variant; the first two draw the same task
+VARIANTS = {
+    "paper": {},
+    "causal": {"causal_content": True},
+    "causal + lifetimes": {"causal_content": True, "entity_lifetimes": 1.0},
+}
+PAIRED = ("paper", "causal")
 COLUMN_SETS = ("own", "aggregates", "all")
 ROWS = 400
 FOLDS = 5
@@ -76,23 +84,24 @@ def cross_validated_auc(x: np.ndarray, y: np.ndarray, seed: int) -> float:
 
 def measure_database(seed: int, index: int, rows: int = ROWS
                      ) -> dict[str, dict[str, float]] | None:
-    """AUC per content and column set on one database's event task of at most ``rows``
-    rows (None: the database has no usable event task)."""
+    """AUC per prior variant and column set on one database's event task of at most
+    ``rows`` rows (None: some variant of the database has no usable event task)."""
     out: dict[str, dict[str, float]] = {}
     labels = None
-    for content in CONTENTS:
+    for variant, kwargs in VARIANTS.items():
         key = (seed, index)
-        db = generate_database(np.random.default_rng(key), causal_content=content == "causal")
+        db = generate_database(np.random.default_rng(key), **kwargs)
         task = sample_event_task(np.random.default_rng((*key, 1)), db, rows)
         if task is None:
             return None
-        if labels is not None and not np.array_equal(labels, task.labels):
-            raise AssertionError(f"database {key}: the two contents drew different tasks")
-        labels = task.labels
+        if variant in PAIRED:
+            if labels is not None and not np.array_equal(labels, task.labels):
+                raise AssertionError(f"database {key}: the two contents drew different tasks")
+            labels = task.labels
         frame = linearize_task(db, task, max_depth=1)
         x, _ = encode_frame(frame)
         sets = column_sets(frame.columns, db.tables[task.target_table].columns)
-        out[content] = {name: cross_validated_auc(x[:, columns], task.labels, seed)
+        out[variant] = {name: cross_validated_auc(x[:, columns], task.labels, seed)
                         for name, columns in sets.items()}
     return out
 
@@ -115,17 +124,17 @@ def measure_real_task(name: str, seed: int, rows: int = ROWS) -> dict[str, float
 
 
 def summarise(results: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
-    """Mean and standard error per content and column set, and of the paired difference
+    """Mean and standard error per variant and column set, and of the paired difference
     (paper - causal)."""
     summary: dict[str, dict[str, list[float]]] = {}
-    for content in (*CONTENTS, "paper - causal"):
-        summary[content] = {}
+    for variant in (*VARIANTS, "paper - causal"):
+        summary[variant] = {}
         for name in COLUMN_SETS:
-            if content == "paper - causal":
+            if variant == "paper - causal":
                 values = np.array([r["paper"][name] - r["causal"][name] for r in results])
             else:
-                values = np.array([r[content][name] for r in results])
-            summary[content][name] = [float(values.mean()),
+                values = np.array([r[variant][name] for r in results])
+            summary[variant][name] = [float(values.mean()),
                                       float(values.std(ddof=1) / math.sqrt(len(values)))]
     return summary
 
@@ -134,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.shortcuts",
         description="How much an entity's own columns reveal about its future events in the "
-                    "relational prior, with the paper's content and with causal content.")
+                    "relational prior (paper, causal content, entity lifetimes) and on real tasks.")
     parser.add_argument("--databases", type=int, default=60,
                         help="databases drawn (those without an event task are skipped)")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows per task")
@@ -155,11 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(results)
     print(f"{len(results)} event tasks ({args.databases} databases), random forest, "
           f"{FOLDS}-fold ROC-AUC, mean +- standard error")
-    print("| content | " + " | ".join(COLUMN_SETS) + " |")
+    print("| prior | " + " | ".join(COLUMN_SETS) + " |")
     print("|---|" + "---|" * len(COLUMN_SETS))
-    for content, row in summary.items():
+    for variant, row in summary.items():
         cells = " | ".join(f"{mean:.3f} +- {se:.3f}" for mean, se in row.values())
-        print(f"| {content} | {cells} |")
+        print(f"| {variant} | {cells} |")
     real = {}
     if args.real:
         from eval.tasks import task_names

@@ -206,3 +206,25 @@ def test_causal_content_keeps_schema_links_and_times():
             changed += any(not np.array_equal(table.columns[c], other.columns[c], equal_nan=True)
                            for c in table.columns)
         assert changed > 0
+
+
+def _share_of_parents_active_at_the_end(**kwargs):
+    """Over a few databases: share of parent rows (of timed children) whose last child
+    comes in the final fifth of the child table's time span."""
+    shares = []
+    for seed in range(4):
+        db = generate_database(np.random.default_rng(seed), linker="scm", **kwargs)
+        for table in db.tables.values():
+            if table.seconds is None:
+                continue
+            late = table.seconds > table.seconds[0] + 0.8 * (table.seconds[-1] - table.seconds[0])
+            for parent, index in table.foreign_keys.values():
+                has_children = np.bincount(index, minlength=db.tables[parent].n_rows) > 0
+                active_late = np.bincount(index[late], minlength=db.tables[parent].n_rows) > 0
+                shares.append(active_late[has_children].mean())
+    return float(np.mean(shares))
+
+
+def test_entity_lifetimes_end_the_activity_of_parents():
+    assert _share_of_parents_active_at_the_end(entity_lifetimes=1.0) < \
+        _share_of_parents_active_at_the_end() - 0.1

@@ -113,3 +113,26 @@ def test_temporal_signature_times_are_sorted_and_bursty():
     t = spiky.sample_times(rng, 5000)
     busiest = np.histogram(t, bins=20)[0].max() / t.size
     assert busiest > 0.1
+
+
+def test_parents_take_no_children_after_their_activity_ends():
+    rng = np.random.default_rng(5)
+    k, n = 60, 3000
+    until = rng.uniform(0.5, 1.5, k)  # at any time at least half the parents are active
+    parent = ParentState(rng.standard_normal((k, D)), np.zeros(k), available_until=until)
+    times = np.sort(rng.random(n))
+    config = LinkerConfig(feedback_strength=0.8, mode_b_fraction=1.0, n_candidates=8,
+                          batch_size=64, score_scale=1.0)
+    chosen, _ = link_scm(rng, rng.standard_normal((n, D)), times, [parent],
+                         SelectiveSCM.sample(rng, D, 1), config)
+    assert (until[chosen[0]] >= times).all()
+    # without ends the same parents take children late in time
+    free = ParentState(parent.embedding.copy(), np.zeros(k))
+    chosen, _ = link_scm(rng, rng.standard_normal((n, D)), times, [free],
+                         SelectiveSCM.sample(rng, D, 1), config)
+    assert (until[chosen[0]] < times).mean() > 0.1
+
+
+def test_available_until_must_not_precede_available_from():
+    with pytest.raises(ValueError, match="available_until"):
+        ParentState(np.zeros((2, D)), np.array([0.1, 0.5]), available_until=np.array([0.2, 0.4]))

@@ -29,18 +29,21 @@ def test_cross_validated_auc_finds_signal_and_none_without_columns():
 
 def test_both_contents_score_the_same_event_task():
     result = shortcuts.measure_database(0, 1, rows=80)  # a database with an event task
-    assert result is not None and set(result) == set(shortcuts.CONTENTS)
+    assert result is not None and set(result) == set(shortcuts.VARIANTS)
     for scores in result.values():
         assert set(scores) == set(shortcuts.COLUMN_SETS)
         assert all(0.0 <= value <= 1.0 for value in scores.values())
 
 
 def test_main_prints_and_writes_the_paired_summary(tmp_path, capsys, monkeypatch):
+    lifetimes = {"own": 0.6, "aggregates": 0.8, "all": 0.8}
     fake = {0: {"paper": {"own": 0.8, "aggregates": 0.7, "all": 0.85},
-                "causal": {"own": 0.6, "aggregates": 0.7, "all": 0.8}},
+                "causal": {"own": 0.6, "aggregates": 0.7, "all": 0.8},
+                "causal + lifetimes": lifetimes},
             1: None,
             2: {"paper": {"own": 0.7, "aggregates": 0.6, "all": 0.75},
-                "causal": {"own": 0.6, "aggregates": 0.6, "all": 0.7}}}
+                "causal": {"own": 0.6, "aggregates": 0.6, "all": 0.7},
+                "causal + lifetimes": lifetimes}}
     monkeypatch.setattr(shortcuts, "measure_database", lambda seed, index, rows: fake[index])
     out = tmp_path / "shortcuts.json"
     assert shortcuts.main(["--databases", "3", "--out", str(out)]) == 0
@@ -49,5 +52,6 @@ def test_main_prints_and_writes_the_paired_summary(tmp_path, capsys, monkeypatch
     summary = json.loads(out.read_text())["summary"]
     assert summary["paper - causal"]["own"][0] == pytest.approx(0.15)
     assert summary["paper - causal"]["aggregates"][0] == pytest.approx(0.0)
+    assert summary["causal + lifetimes"]["aggregates"] == pytest.approx([0.8, 0.0])
     with pytest.raises(SystemExit):
         shortcuts.main(["--databases", "3", "--rows", "5"])
