@@ -39,6 +39,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from eval.features import task_features
+from eval.tasks import get_task, task_names
 from priors.relational import generate_database
 from priors.tasks import linearize_task, sample_event_task
 from rdbpfn.atomic import atomic_write_json
@@ -109,9 +111,6 @@ def measure_database(seed: int, index: int, rows: int = ROWS
 def measure_real_task(name: str, seed: int, rows: int = ROWS) -> dict[str, float]:
     """AUC per column set on at most ``rows`` train-split rows of a benchmark task (own
     columns: the entity's, without a relationship path or a primitive)."""
-    from eval.features import task_features  # the eval package's databases and cache
-    from eval.tasks import get_task
-
     features = task_features(get_task(name), verbose=False)
     pool = features.rows("train")
     rows = np.sort(np.random.default_rng(seed).choice(pool, size=min(rows, pool.size),
@@ -171,8 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"| {variant} | {cells} |")
     real = {}
     if args.real:
-        from eval.tasks import task_names
-
         real = {name: measure_real_task(name, args.seed, args.rows) for name in task_names()}
         print(f"\nbenchmark tasks, train split, {args.rows} rows, the same forest")
         print("| task | " + " | ".join(COLUMN_SETS) + " |")
