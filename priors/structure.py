@@ -318,15 +318,17 @@ def _propose_among_active(
     """(b, m) candidates among the parent rows that exist and are active at each child's
     time, proposed with probability proportional to ``(1 + popularity) ** exponent``; a
     child with no active parent gets the eligible row whose activity ended last."""
-    eligible = np.arange(len(parent.available_from))[None, :] < counts[:, None]  # (b, k)
     until = parent.available_until
     if until is None:
         return _propose(rng, counts, parent, exponent, m)
+    eligible = np.arange(len(until))[None, :] < counts[:, None]  # (b, k)
     active = eligible & (until[None, :] >= times[:, None])
     weight = active * ((1.0 + parent.popularity) ** exponent)[None, :]
     cumulative = np.cumsum(weight, axis=1)
     targets = rng.random((counts.size, m)) * cumulative[:, -1:]
-    idx = np.minimum((cumulative[:, None, :] <= targets[:, :, None]).sum(axis=2),
+    # each row's cumulative weights are non-decreasing: one search per row, (b, k) memory
+    idx = np.minimum(np.stack([np.searchsorted(row, target, side="right")
+                               for row, target in zip(cumulative, targets, strict=True)]),
                      len(until) - 1)
     last = np.argmax(np.where(eligible, until[None, :], -np.inf), axis=1)
     return np.where(active.any(axis=1)[:, None], idx, last[:, None])
